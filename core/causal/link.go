@@ -25,6 +25,9 @@ type Link struct {
 // Genesis is the first link of the chain of the daemon with this origin hash.
 func Genesis(origin uint64) Link { return Link{Origin: origin} }
 
+// IsGenesis reports whether l is a chain's first link (sequence 0, parent 0).
+func (l Link) IsGenesis() bool { return l.Sequence == 0 && l.Parent == 0 }
+
 // Bytes returns the 32-byte wire form.
 func (l Link) Bytes() [LinkSize]byte {
 	var b [LinkSize]byte

@@ -1,0 +1,73 @@
+package causal
+
+import (
+	"math/bits"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+)
+
+// Vector horizon-empty.
+func TestHorizonEmpty(t *testing.T) {
+	var h Horizon
+	assert.Equal(t, uint64(0), h.Encode())
+	assert.Equal(t, 0, h.Len())
+}
+
+// Vector horizon-single: one origin sets 1..3 bits (exactly 3, since h2 is odd).
+func TestHorizonSingle(t *testing.T) {
+	var h Horizon
+	h.Observe(0xaaaabbbb, 1)
+	enc := h.Encode()
+	assert.NotZero(t, enc)
+	assert.Equal(t, 3, bits.OnesCount64(enc))
+	assert.Equal(t, uint64(0x4800000000000002), enc) // Python-checked
+	assert.True(t, MightContain(enc, 0xaaaabbbb))
+}
+
+// Vector horizon-might-contain-zero.
+func TestMightContainEmpty(t *testing.T) {
+	assert.False(t, MightContain(0, 0xaaaa))
+}
+
+func TestBloomKnownAnswers(t *testing.T) {
+	want := map[uint64]uint64{ // Python-checked
+		0xaaaabbbb: 0x4800000000000002,
+		0xabcd:     0x0080002000004000,
+		1:          0x0000400801000000,
+		2:          0x2000000100000008,
+		0xdeadbeef: 0x0001000080000002,
+	}
+	var h Horizon
+	for o, w := range want {
+		assert.Equal(t, w, BloomBits(o), "origin %#x", o)
+		h.Observe(o, 1)
+	}
+	enc := h.Encode()
+	assert.Equal(t, uint64(0x688140298100400a), enc)
+	for o := range want {
+		assert.True(t, MightContain(enc, o))
+	}
+	assert.False(t, MightContain(enc, 0xaaaa))
+}
+
+func TestHorizonObserve(t *testing.T) {
+	var h Horizon
+	h.Observe(7, 5)
+	h.Observe(7, 3) // lower sequences never move it back
+	h.Observe(9, 0) // sequence 0 still counts as observed
+	s, ok := h.Highest(7)
+	assert.True(t, ok)
+	assert.Equal(t, uint64(5), s)
+	s, ok = h.Highest(9)
+	assert.True(t, ok)
+	assert.Equal(t, uint64(0), s)
+	_, ok = h.Highest(8)
+	assert.False(t, ok)
+	assert.Equal(t, 2, h.Len())
+	assert.Equal(t, BloomBits(7)|BloomBits(9), h.Encode())
+
+	h.Reset()
+	assert.Equal(t, 0, h.Len())
+	assert.Equal(t, uint64(0), h.Encode())
+}
