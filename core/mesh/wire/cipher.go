@@ -69,9 +69,11 @@ func grow(b []byte, n int) []byte {
 
 // Open checks a sealed data packet and appends its plaintext to dst. It
 // validates the header (ParseHeader), requires len(packet) == 68 + payload_len
-// + 16, rebuilds the nonce prefix from session_id (the prefix bytes on the wire
-// are not trusted) and authenticates with the counter from the header. The
-// returned header carries the rebuilt nonce. Replay checking is left to the
+// + 16, rebuilds the nonce prefix from session_id and authenticates with the
+// counter from the header. The prefix bytes on the wire are outside the AAD, so
+// they are compared with the rebuilt prefix: a mismatch (which no conforming
+// sender produces) fails with ErrAuth, leaving hop_count as the only header
+// byte a relay may change. Replay checking is left to the
 // caller: pass h.Counter() to the session's ReplayWindow only after Open
 // succeeds, so forged packets cannot move the window.
 func (c *Cipher) Open(dst []byte, packet []byte) (Header, []byte, error) {
@@ -82,7 +84,10 @@ func (c *Cipher) Open(dst []byte, packet []byte) (Header, []byte, error) {
 	if len(packet) != h.PacketLen() {
 		return h, dst, fmt.Errorf("%w: packet %d bytes, header says %d", ErrLength, len(packet), h.PacketLen())
 	}
-	h.Nonce = MakeNonce(h.SessionID, h.Counter())
+	nonce := MakeNonce(h.SessionID, h.Counter())
+	if nonce != h.Nonce {
+		return h, dst, fmt.Errorf("%w: nonce prefix does not match session", ErrAuth)
+	}
 	var aad [AADSize]byte
 	h.aadInto(&aad)
 	out, err := c.aead.Open(dst, h.Nonce[:], packet[HeaderSize:], aad[:])

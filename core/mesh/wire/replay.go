@@ -48,13 +48,22 @@ func (w *ReplayWindow) Accept(c uint64) bool {
 	if !w.Check(c) {
 		return false
 	}
-	if !w.started {
+	w.commit(c)
+	return true
+}
+
+// commit records c without the range check (the reference's commit step, which
+// its tests drive directly); only 2^64−1 is refused. A c far above the highest
+// clears the history, one far below is ignored.
+func (w *ReplayWindow) commit(c uint64) {
+	if c == math.MaxUint64 {
+		return
+	}
+	switch {
+	case !w.started:
 		w.started = true
 		w.highest = c
-		w.set(c)
-		return true
-	}
-	if c > w.highest {
+	case c > w.highest:
 		if c-w.highest >= ReplayWindowSize {
 			w.bits = [ReplayWindowSize / 64]uint64{}
 		} else {
@@ -62,11 +71,11 @@ func (w *ReplayWindow) Accept(c uint64) bool {
 				w.clear(x)
 			}
 		}
-		w.clear(c)
 		w.highest = c
+	case w.highest-c >= ReplayWindowSize:
+		return
 	}
 	w.set(c)
-	return true
 }
 
 // Highest returns the highest accepted counter and whether any was accepted.
