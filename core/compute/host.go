@@ -1,0 +1,475 @@
+package compute
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/netmesh/libnetmesh/core/causal"
+	"github.com/netmesh/libnetmesh/core/identity"
+)
+
+// HostPhase is a host's migration state.
+//
+//	Normal ──BeginBuffering──▶ Buffering ──Cutover(node)──▶ Moved(node)
+//	   ▲                           │
+//	   └───────────Resume──────────┘
+//
+// Normal processes events. Buffering accepts events into an ordered queue
+// and returns no outputs (the daemon is being snapshotted and moved).
+// Moved refuses every event with *MovedError. Resume drains the queue in
+// order (after an optional prefix, e.g. events forwarded from the source)
+// and returns to Normal.
+type HostPhase uint32
+
+const (
+	PhaseNormal HostPhase = iota
+	PhaseBuffering
+	PhaseMoved
+)
+
+func (p HostPhase) String() string {
+	switch p {
+	case PhaseNormal:
+		return "normal"
+	case PhaseBuffering:
+		return "buffering"
+	case PhaseMoved:
+		return "moved"
+	}
+	return "unknown"
+}
+
+// MaxBufferedEvents bounds a host's migration queue (the BufferedEvents
+// message's own limit). Beyond it Deliver fails with a buffer-full
+// *MigrationError.
+const MaxBufferedEvents = 1_000_000
+
+// DaemonHost wraps one daemon with its keypair, causal chain, horizon,
+// stats and subscription ledger.
+//
+// Concurrency: mu serializes every call into the daemon and guards the
+// chain, horizon and queue. Stats, the latest auto-snapshot, the phase and
+// the ledger are readable without mu, so a host-language thread never waits
+// behind a daemon call (which may itself be waiting for that thread) just to
+// read them.
+type DaemonHost struct {
+	// Immutable after construction.
+	origin uint64
+	kp     *identity.Keypair
+	cfg    DaemonConfig
+	name   string
+	reqs   []string
+
+	// Readable without mu; phase and movedTo are written under mu.
+	closed  atomic.Bool
+	phase   atomic.Uint32
+	movedTo atomic.Uint64
+	stats   struct{ processed, emitted, errors, snapshots atomic.Uint64 }
+	latest  atomic.Pointer[causal.Snapshot]
+
+	ledger struct {
+		sync.Mutex
+		b []causal.Binding
+	}
+
+	mu      sync.Mutex
+	daemon  Daemon
+	chain   *causal.Chain
+	horizon causal.Horizon
+	hlen    int    // horizon.Len() when bloom was last extended
+	bloom   uint64 // == horizon.Encode(), kept incrementally
+	// spare double-buffers the last output of a call: the chain keeps the head
+	// payload until the next append hashes it, and outputs may alias the
+	// caller's borrowed input bytes.
+	spare [2][]byte
+	cur   int
+	queue []causal.Event
+}
+
+// Processed is the result of one event processed outside a caller's Deliver
+// (queue drain or replay).
+type Processed struct {
+	Input   causal.Event
+	Outputs []causal.Event
+	Err     error
+}
+
+// NewHost wraps a fresh daemon for identity kp with a chain at genesis.
+func NewHost(d Daemon, kp *identity.Keypair, cfg DaemonConfig) (*DaemonHost, error) {
+	if d == nil || kp == nil {
+		return nil, wrapErr(ErrInvalidArgument, "nil daemon or keypair", nil)
+	}
+	return newHost(d, kp, kp.OriginHash(), cfg, causal.NewChain(kp.OriginHash())), nil
+}
+
+func newHost(d Daemon, kp *identity.Keypair, origin uint64, cfg DaemonConfig, chain *causal.Chain) *DaemonHost {
+	h := &DaemonHost{origin: origin, kp: kp, cfg: cfg, daemon: d, chain: chain}
+	h.name, h.reqs = callDescribe(d)
+	return h
+}
+
+// RestoreHost wraps daemon d restored from snap: the chain resumes from
+// snap.ChainLink with the state standing in as head payload, the horizon is
+// empty, stats are zero and the ledger comes from snap.Bindings. The full
+// 32-byte entity id must match kp (ErrSnapshotIdentityMismatch). A bad
+// ledger or a failing Restore gives ErrRestoreFailed.
+func RestoreHost(d Daemon, kp *identity.Keypair, snap *causal.Snapshot, cfg DaemonConfig) (*DaemonHost, error) {
+	if d == nil || kp == nil || snap == nil {
+		return nil, wrapErr(ErrInvalidArgument, "nil daemon, keypair or snapshot", nil)
+	}
+	if snap.EntityID != kp.EntityID() {
+		return nil, wrapErr(ErrSnapshotIdentityMismatch, "snapshot entity id differs from the identity", nil)
+	}
+	origin := kp.OriginHash()
+	if snap.ChainLink.Origin != origin || snap.ThroughSeq != snap.ChainLink.Sequence {
+		return nil, wrapErr(ErrInvalidArgument, "snapshot chain link does not match its entity or through_seq", nil)
+	}
+	var ledger []causal.Binding
+	if len(snap.Bindings) > 0 {
+		var err error
+		if ledger, err = causal.DecodeLedger(snap.Bindings); err != nil {
+			return nil, wrapErr(ErrRestoreFailed, "subscription ledger", err)
+		}
+	}
+	if err := callRestore(d, snap.State); err != nil {
+		return nil, wrapErr(ErrRestoreFailed, "", err)
+	}
+	h := newHost(d, kp, origin, cfg, causal.ResumeChain(snap.ChainLink, snap.State))
+	h.ledger.b = ledger
+	return h, nil
+}
+
+// Origin is the daemon's origin hash.
+func (h *DaemonHost) Origin() uint64 { return h.origin }
+
+// Keypair is the daemon's identity.
+func (h *DaemonHost) Keypair() *identity.Keypair { return h.kp }
+
+// EntityID is the daemon's 32-byte entity id.
+func (h *DaemonHost) EntityID() identity.EntityID { return h.kp.EntityID() }
+
+// Config is the host's configuration.
+func (h *DaemonHost) Config() DaemonConfig { return h.cfg }
+
+// Name is the daemon's name, read once at construction.
+func (h *DaemonHost) Name() string { return h.name }
+
+// Requirements is the daemon's capability filter, read once at construction.
+func (h *DaemonHost) Requirements() []string { return append([]string(nil), h.reqs...) }
+
+// Stats reads the counters without waiting for the daemon. The four values
+// are read one by one, not as one atomic unit.
+func (h *DaemonHost) Stats() Stats {
+	return Stats{
+		EventsProcessed: h.stats.processed.Load(),
+		EventsEmitted:   h.stats.emitted.Load(),
+		Errors:          h.stats.errors.Load(),
+		SnapshotsTaken:  h.stats.snapshots.Load(),
+	}
+}
+
+// LatestSnapshot is the latest automatic snapshot (DaemonConfig
+// AutoSnapshotInterval), nil if none was taken.
+func (h *DaemonHost) LatestSnapshot() *causal.Snapshot { return h.latest.Load() }
+
+// Phase is the host's migration phase.
+func (h *DaemonHost) Phase() HostPhase { return HostPhase(h.phase.Load()) }
+
+// MovedTo is the node the daemon moved to, if it did.
+func (h *DaemonHost) MovedTo() (uint64, bool) {
+	if h.Phase() != PhaseMoved {
+		return 0, false
+	}
+	return h.movedTo.Load(), true
+}
+
+// ChainHead is the current head of the daemon's causal chain.
+func (h *DaemonHost) ChainHead() causal.Link {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.chain.Head()
+}
+
+// Close marks the host stopped: later calls fail with ErrDaemonNotFound. It
+// does not wait for a call in progress.
+func (h *DaemonHost) Close() { h.closed.Store(true) }
+
+func (h *DaemonHost) notFound() error {
+	return wrapErr(ErrDaemonNotFound, originStr(h.origin), nil)
+}
+
+// Deliver runs ev through the daemon (BEHAVIOUR §1) and returns the wrapped
+// outputs, nil when there are none or the host is buffering.
+func (h *DaemonHost) Deliver(ev causal.Event) ([]causal.Event, error) {
+	out, _, err := h.deliverAppend(nil, ev)
+	return out, err
+}
+
+// deliverAppend is the hot path; processed is false when ev was queued.
+func (h *DaemonHost) deliverAppend(dst []causal.Event, ev causal.Event) (_ []causal.Event, processed bool, err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed.Load() {
+		return dst, false, h.notFound()
+	}
+	switch HostPhase(h.phase.Load()) {
+	case PhaseBuffering:
+		return dst, false, h.enqueueLocked(ev)
+	case PhaseMoved:
+		return dst, false, &MovedError{Node: h.movedTo.Load()}
+	}
+	dst, err = h.processLocked(dst, ev)
+	return dst, err == nil, err
+}
+
+func (h *DaemonHost) processLocked(dst []causal.Event, ev causal.Event) ([]causal.Event, error) {
+	h.horizon.Observe(ev.Link.Origin, ev.Link.Sequence)
+	if n := h.horizon.Len(); n != h.hlen {
+		h.hlen = n
+		h.bloom |= causal.BloomBits(ev.Link.Origin)
+	}
+	outs, err := callProcess(h.daemon, ev)
+	if err != nil {
+		h.stats.errors.Add(1)
+		return dst, wrapErr(ErrProcessFailed, "", err)
+	}
+	processed := h.stats.processed.Add(1)
+	if len(outs) > 0 {
+		hz := h.bloom
+		now := uint64(time.Now().UnixNano())
+		if dst == nil {
+			dst = make([]causal.Event, 0, len(outs))
+		}
+		last := len(outs) - 1
+		for i, p := range outs {
+			kept := p
+			if i == last {
+				h.cur ^= 1
+				h.spare[h.cur] = append(h.spare[h.cur][:0], p...)
+				kept = h.spare[h.cur]
+			}
+			link, err := h.chain.Append(kept, hz)
+			if err != nil {
+				h.stats.errors.Add(1)
+				return dst, err
+			}
+			h.stats.emitted.Add(1)
+			dst = append(dst, causal.Event{Link: link, Payload: p, ReceivedAt: now})
+		}
+	}
+	if iv := h.cfg.AutoSnapshotInterval; iv > 0 && processed%iv == 0 {
+		// A failing auto-snapshot keeps the previous one; the event itself
+		// was processed fine, so it is not reported to the caller.
+		if s, err := h.snapshotLocked(false); err == nil && s != nil {
+			h.latest.Store(s)
+		}
+	}
+	return dst, nil
+}
+
+func (h *DaemonHost) enqueueLocked(ev causal.Event) error {
+	if len(h.queue) >= MaxBufferedEvents {
+		return &MigrationError{Detail: MigrationBufferFull, Msg: originStr(h.origin)}
+	}
+	// The caller's payload is borrowed for the call only.
+	ev.Payload = append([]byte(nil), ev.Payload...)
+	h.queue = append(h.queue, ev)
+	return nil
+}
+
+// Snapshot takes a snapshot (through_seq = chain head sequence, bindings =
+// ledger bytes, created_at = now) and counts it; nil, nil for a stateless
+// daemon.
+func (h *DaemonHost) Snapshot() (*causal.Snapshot, error) { return h.snapshot(false) }
+
+// SnapshotForMigration is Snapshot, except that a stateless daemon gets a
+// snapshot with empty state (stateless daemons migrate too).
+func (h *DaemonHost) SnapshotForMigration() (*causal.Snapshot, error) { return h.snapshot(true) }
+
+func (h *DaemonHost) snapshot(always bool) (*causal.Snapshot, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed.Load() {
+		return nil, h.notFound()
+	}
+	return h.snapshotLocked(always)
+}
+
+func (h *DaemonHost) snapshotLocked(always bool) (*causal.Snapshot, error) {
+	state, err := callSnapshot(h.daemon)
+	if err != nil {
+		return nil, wrapErr(ErrProcessFailed, "snapshot", err)
+	}
+	if state == nil {
+		if !always {
+			return nil, nil
+		}
+		state = []byte{}
+	}
+	head := h.chain.Head()
+	s := &causal.Snapshot{
+		EntityID:   h.kp.EntityID(),
+		ThroughSeq: head.Sequence,
+		ChainLink:  head,
+		CreatedAt:  uint64(time.Now().UnixNano()),
+		State:      state,
+		Bindings:   h.ledgerBytes(),
+	}
+	h.stats.snapshots.Add(1)
+	return s, nil
+}
+
+// Subscriptions is a copy of the subscription ledger, in subscription order.
+func (h *DaemonHost) Subscriptions() []causal.Binding {
+	h.ledger.Lock()
+	defer h.ledger.Unlock()
+	out := make([]causal.Binding, len(h.ledger.b))
+	for i, b := range h.ledger.b {
+		out[i] = causal.Binding{Publisher: b.Publisher, Channel: b.Channel, Token: append([]byte(nil), b.Token...)}
+	}
+	return out
+}
+
+// RecordSubscription adds (publisher, channel) to the ledger or replaces its
+// token. token is copied; nil means none.
+func (h *DaemonHost) RecordSubscription(publisher uint64, channel string, token []byte) {
+	if token != nil {
+		token = append([]byte{}, token...)
+	}
+	h.ledger.Lock()
+	defer h.ledger.Unlock()
+	for i := range h.ledger.b {
+		if b := &h.ledger.b[i]; b.Publisher == publisher && b.Channel == channel {
+			b.Token = token
+			return
+		}
+	}
+	h.ledger.b = append(h.ledger.b, causal.Binding{Publisher: publisher, Channel: channel, Token: token})
+}
+
+// ForgetSubscription removes (publisher, channel); false if it was absent.
+func (h *DaemonHost) ForgetSubscription(publisher uint64, channel string) bool {
+	h.ledger.Lock()
+	defer h.ledger.Unlock()
+	for i, b := range h.ledger.b {
+		if b.Publisher == publisher && b.Channel == channel {
+			h.ledger.b = append(h.ledger.b[:i], h.ledger.b[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+// ledgerBytes encodes the ledger; an empty ledger adds no bytes.
+func (h *DaemonHost) ledgerBytes() []byte {
+	h.ledger.Lock()
+	defer h.ledger.Unlock()
+	if len(h.ledger.b) == 0 {
+		return nil
+	}
+	return causal.EncodeLedger(h.ledger.b)
+}
+
+// BeginBuffering switches Normal → Buffering: from now on events are queued
+// (no outputs) until Cutover or Resume. It waits for a call in progress, so
+// a snapshot taken after it sees every event processed before it.
+func (h *DaemonHost) BeginBuffering() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed.Load() {
+		return h.notFound()
+	}
+	switch HostPhase(h.phase.Load()) {
+	case PhaseBuffering:
+		return &MigrationError{Detail: MigrationAlreadyMigrating, Msg: originStr(h.origin)}
+	case PhaseMoved:
+		return &MigrationError{Detail: MigrationWrongPhase, Msg: "daemon already moved"}
+	}
+	h.phase.Store(uint32(PhaseBuffering))
+	return nil
+}
+
+// Buffered is the number of queued events.
+func (h *DaemonHost) Buffered() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.queue)
+}
+
+// Cutover switches Buffering → Moved(node) and hands over the queued events
+// (in acceptance order) for forwarding to node. Afterwards Deliver fails with
+// *MovedError{Node: node}.
+func (h *DaemonHost) Cutover(node uint64) ([]causal.Event, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if HostPhase(h.phase.Load()) != PhaseBuffering {
+		return nil, &MigrationError{Detail: MigrationWrongPhase, Msg: "cutover needs a buffering daemon"}
+	}
+	q := h.queue
+	h.queue = nil
+	h.movedTo.Store(node)
+	h.phase.Store(uint32(PhaseMoved))
+	return q, nil
+}
+
+// Resume processes prefix, then the queued events, in order, and returns to
+// Normal; deliveries arriving meanwhile wait behind it. Used when a
+// migration fails before cutover (source) and to replay forwarded events
+// on a target. Valid from Normal or Buffering.
+func (h *DaemonHost) Resume(prefix []causal.Event) ([]Processed, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if HostPhase(h.phase.Load()) == PhaseMoved {
+		return nil, &MigrationError{Detail: MigrationWrongPhase, Msg: "daemon already moved"}
+	}
+	q := h.queue
+	h.queue = nil
+	res := make([]Processed, 0, len(prefix)+len(q))
+	for _, list := range [2][]causal.Event{prefix, q} {
+		for _, ev := range list {
+			outs, err := h.processLocked(nil, ev)
+			res = append(res, Processed{Input: ev, Outputs: outs, Err: err})
+		}
+	}
+	h.phase.Store(uint32(PhaseNormal))
+	return res, nil
+}
+
+// User-code calls; a panic becomes an error so the host stays usable.
+
+func callProcess(d Daemon, ev causal.Event) (outs [][]byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			outs, err = nil, &panicError{r}
+		}
+	}()
+	return d.Process(ev)
+}
+
+func callSnapshot(d Daemon) (state []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			state, err = nil, &panicError{r}
+		}
+	}()
+	return d.Snapshot()
+}
+
+func callRestore(d Daemon, state []byte) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &panicError{r}
+		}
+	}()
+	return d.Restore(state)
+}
+
+func callDescribe(d Daemon) (name string, reqs []string) {
+	defer func() {
+		if r := recover(); r != nil {
+			name, reqs = "", nil
+		}
+	}()
+	return d.Name(), append([]string(nil), d.Requirements()...)
+}
