@@ -4,6 +4,7 @@ import (
 	"crypto/cipher"
 	"encoding/binary"
 	"fmt"
+	"sync"
 
 	"golang.org/x/crypto/chacha20poly1305"
 )
@@ -29,6 +30,16 @@ type Cipher struct {
 	aead cipher.AEAD
 }
 
+// scratch holds the nonce and AAD handed to the AEAD. Slices passed through
+// the cipher.AEAD interface escape, so they come from a pool instead of the
+// stack to keep Seal and Open allocation-free.
+type scratch struct {
+	nonce [NonceSize]byte
+	aad   [AADSize]byte
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
 // NewCipher builds a Cipher for a 32-byte key.
 func NewCipher(key [32]byte) (*Cipher, error) {
 	a, err := chacha20poly1305.New(key[:])
@@ -49,12 +60,23 @@ func (c *Cipher) Seal(dst []byte, h *Header, counter uint64, plaintext []byte) [
 	}
 	h.Nonce = MakeNonce(h.SessionID, counter)
 	h.PayloadLen = uint16(len(plaintext))
-	var aad [AADSize]byte
-	h.aadInto(&aad)
 	out := grow(dst, HeaderSize+len(plaintext)+TagSize)
 	start := len(dst)
-	h.MarshalTo(out[start : start+HeaderSize])
-	return c.aead.Seal(out[:start+HeaderSize], h.Nonce[:], plaintext, aad[:])
+	hb := out[start : start+HeaderSize]
+	h.MarshalTo(hb)
+	s := scratchPool.Get().(*scratch)
+	s.nonce = h.Nonce
+	aadFromWire(&s.aad, hb)
+	out = c.aead.Seal(out[:start+HeaderSize], s.nonce[:], plaintext, s.aad[:])
+	scratchPool.Put(s)
+	return out
+}
+
+// aadFromWire builds the AAD from a marshalled header.
+func aadFromWire(a *[AADSize]byte, hb []byte) {
+	copy(a[0:12], hb[0:12])
+	a[6] = 0
+	copy(a[12:], hb[24:HeaderSize])
 }
 
 // grow returns b with room for n more bytes (length unchanged).
@@ -88,9 +110,11 @@ func (c *Cipher) Open(dst []byte, packet []byte) (Header, []byte, error) {
 	if nonce != h.Nonce {
 		return h, dst, fmt.Errorf("%w: nonce prefix does not match session", ErrAuth)
 	}
-	var aad [AADSize]byte
-	h.aadInto(&aad)
-	out, err := c.aead.Open(dst, h.Nonce[:], packet[HeaderSize:], aad[:])
+	s := scratchPool.Get().(*scratch)
+	s.nonce = nonce
+	aadFromWire(&s.aad, packet)
+	out, err := c.aead.Open(dst, s.nonce[:], packet[HeaderSize:], s.aad[:])
+	scratchPool.Put(s)
 	if err != nil {
 		return h, dst, ErrAuth
 	}

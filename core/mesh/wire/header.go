@@ -145,9 +145,7 @@ func (h *Header) AAD() [AADSize]byte {
 
 func (h *Header) aadInto(a *[AADSize]byte) {
 	b := h.Bytes()
-	copy(a[0:12], b[0:12])
-	a[6] = 0
-	copy(a[12:], b[24:])
+	aadFromWire(a, b[:])
 }
 
 // Counter returns the packet counter carried in the nonce's last 8 bytes.
