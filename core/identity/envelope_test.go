@@ -355,7 +355,7 @@ func FuzzOpenEnvelope(f *testing.F) {
 	clear(zeroEph[envOffEph : envOffEph+32])
 	f.Add(zeroEph[:])
 	id := fx.daemon.EntityID()
-	f.Fuzz(func(t *testing.T, in []byte) {
+	open := func(t *testing.T, in []byte) {
 		kp, err := OpenEnvelope(in, fx.targetPriv, id, fx.link)
 		if err != nil {
 			require.ErrorIs(t, err, ErrEnvelope)
@@ -364,5 +364,16 @@ func FuzzOpenEnvelope(f *testing.F) {
 		}
 		// Only the daemon can produce an envelope that opens here.
 		require.Equal(t, id, kp.EntityID())
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		open(t, in)
+		// Also overlay the input on the valid envelope, so mutations reach
+		// the checks behind the shape check. The offset comes from the input.
+		if len(in) == 0 {
+			return
+		}
+		over := b
+		copy(over[int(in[0])%EnvelopeSize:], in[1:])
+		open(t, over[:])
 	})
 }
