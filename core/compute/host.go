@@ -307,6 +307,10 @@ func (h *DaemonHost) snapshotLocked(always bool) (*causal.Snapshot, error) {
 		}
 		state = []byte{}
 	}
+	bindings, err := h.ledgerBytes()
+	if err != nil {
+		return nil, wrapErr(ErrProcessFailed, "subscription ledger", err)
+	}
 	head := h.chain.Head()
 	s := &causal.Snapshot{
 		EntityID:   h.kp.EntityID(),
@@ -314,7 +318,7 @@ func (h *DaemonHost) snapshotLocked(always bool) (*causal.Snapshot, error) {
 		ChainLink:  head,
 		CreatedAt:  uint64(time.Now().UnixNano()),
 		State:      state,
-		Bindings:   h.ledgerBytes(),
+		Bindings:   bindings,
 	}
 	h.stats.snapshots.Add(1)
 	return s, nil
@@ -332,8 +336,13 @@ func (h *DaemonHost) Subscriptions() []causal.Binding {
 }
 
 // RecordSubscription adds (publisher, channel) to the ledger or replaces its
-// token. token is copied; nil means none.
-func (h *DaemonHost) RecordSubscription(publisher uint64, channel string, token []byte) {
+// token. token is copied; nil means none. A binding the ledger encoding
+// cannot hold (bad channel name, token of 64 KiB or more) is refused with
+// ErrInvalidArgument.
+func (h *DaemonHost) RecordSubscription(publisher uint64, channel string, token []byte) error {
+	if err := (causal.Binding{Publisher: publisher, Channel: channel, Token: token}).Validate(); err != nil {
+		return wrapErr(ErrInvalidArgument, "subscription", err)
+	}
 	if token != nil {
 		token = append([]byte{}, token...)
 	}
@@ -342,10 +351,11 @@ func (h *DaemonHost) RecordSubscription(publisher uint64, channel string, token 
 	for i := range h.ledger.b {
 		if b := &h.ledger.b[i]; b.Publisher == publisher && b.Channel == channel {
 			b.Token = token
-			return
+			return nil
 		}
 	}
 	h.ledger.b = append(h.ledger.b, causal.Binding{Publisher: publisher, Channel: channel, Token: token})
+	return nil
 }
 
 // ForgetSubscription removes (publisher, channel); false if it was absent.
@@ -362,13 +372,10 @@ func (h *DaemonHost) ForgetSubscription(publisher uint64, channel string) bool {
 }
 
 // ledgerBytes encodes the ledger; an empty ledger adds no bytes.
-func (h *DaemonHost) ledgerBytes() []byte {
+func (h *DaemonHost) ledgerBytes() ([]byte, error) {
 	h.ledger.Lock()
 	defer h.ledger.Unlock()
-	if len(h.ledger.b) == 0 {
-		return nil
-	}
-	return causal.EncodeLedger(h.ledger.b)
+	return causal.AppendLedger(nil, h.ledger.b)
 }
 
 // BeginBuffering switches Normal → Buffering: from now on events are queued

@@ -188,9 +188,10 @@ func TestHostLedger(t *testing.T) {
 	h, err := NewHost(echoDaemon{}, newKeypair(t), DaemonConfig{})
 	require.NoError(t, err)
 	tok := []byte{1, 2}
-	h.RecordSubscription(7, "a/b", tok)
-	h.RecordSubscription(8, "c", nil)
-	h.RecordSubscription(7, "a/b", []byte{3}) // replaces the token
+	require.NoError(t, h.RecordSubscription(7, "a/b", tok))
+	require.NoError(t, h.RecordSubscription(8, "c", nil))
+	require.NoError(t, h.RecordSubscription(7, "a/b", []byte{3})) // replaces the token
+	assert.ErrorIs(t, h.RecordSubscription(7, "/bad", nil), ErrInvalidArgument)
 	tok[0] = 9
 	assert.Equal(t, []causal.Binding{{Publisher: 7, Channel: "a/b", Token: []byte{3}}, {Publisher: 8, Channel: "c", Token: []byte{}}},
 		normalizeTokens(h.Subscriptions()))

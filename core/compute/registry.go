@@ -1,0 +1,151 @@
+package compute
+
+import (
+	"sync"
+
+	"github.com/netmesh/libnetmesh/core/identity"
+)
+
+// FactoryEntry is the per-origin factory registration that lets this node
+// (re)build a daemon by origin hash: on spawn, and as a migration target.
+// Keypair is nil for a placeholder (ExpectMigration): the identity then
+// arrives in the snapshot's envelope. Entries are immutable once registered.
+type FactoryEntry struct {
+	Kind    string
+	Factory Factory
+	Origin  uint64
+	Keypair *identity.Keypair
+	Config  DaemonConfig
+}
+
+// IsPlaceholder reports whether the entry has no keypair.
+func (e *FactoryEntry) IsPlaceholder() bool { return e.Keypair == nil }
+
+// registry maps origin hashes (the full 64 bits; colliding low halves are
+// distinct keys) to live hosts, to factory entries, and to the node a daemon
+// moved to after it left (a tombstone answering daemon-moved). Removals
+// take the exact pointer they expect, so a rollback never drops an entry
+// somebody else registered for the same origin.
+type registry struct {
+	mu        sync.RWMutex
+	hosts     map[uint64]*DaemonHost
+	factories map[uint64]*FactoryEntry
+	moved     map[uint64]uint64
+}
+
+func newRegistry() *registry {
+	return &registry{
+		hosts:     make(map[uint64]*DaemonHost),
+		factories: make(map[uint64]*FactoryEntry),
+		moved:     make(map[uint64]uint64),
+	}
+}
+
+func (r *registry) host(origin uint64) *DaemonHost {
+	r.mu.RLock()
+	h := r.hosts[origin]
+	r.mu.RUnlock()
+	return h
+}
+
+// movedTo returns the tombstone for origin.
+func (r *registry) movedTo(origin uint64) (uint64, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	n, ok := r.moved[origin]
+	return n, ok
+}
+
+func (r *registry) count() int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return len(r.hosts)
+}
+
+// inUse reports whether origin has a host or a factory entry.
+func (r *registry) inUse(origin uint64) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.hosts[origin] != nil || r.factories[origin] != nil
+}
+
+// insertHost adds h unless its origin already has a host.
+func (r *registry) insertHost(h *DaemonHost) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.hosts[h.origin] != nil {
+		return false
+	}
+	r.hosts[h.origin] = h
+	delete(r.moved, h.origin)
+	return true
+}
+
+// removeHost removes h if it is still the host for its origin. A host that
+// moved away leaves a tombstone naming its new node.
+func (r *registry) removeHost(h *DaemonHost) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.hosts[h.origin] != h {
+		return false
+	}
+	delete(r.hosts, h.origin)
+	if node, ok := h.MovedTo(); ok {
+		r.moved[h.origin] = node
+	}
+	return true
+}
+
+func (r *registry) factory(origin uint64) *FactoryEntry {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.factories[origin]
+}
+
+// insertFactory adds e unless its origin already has an entry.
+func (r *registry) insertFactory(e *FactoryEntry) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.factories[e.Origin] != nil {
+		return false
+	}
+	r.factories[e.Origin] = e
+	return true
+}
+
+// removeFactory removes e if it is still the entry for its origin.
+func (r *registry) removeFactory(e *FactoryEntry) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.factories[e.Origin] != e {
+		return false
+	}
+	delete(r.factories, e.Origin)
+	return true
+}
+
+// removeOrigin removes origin's host (closing it) and factory entry.
+func (r *registry) removeOrigin(origin uint64) (*DaemonHost, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	h := r.hosts[origin]
+	if h == nil {
+		return nil, false
+	}
+	h.Close()
+	delete(r.hosts, origin)
+	delete(r.factories, origin)
+	return h, true
+}
+
+// clear closes every host and drops every entry and tombstone.
+func (r *registry) clear() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, h := range r.hosts {
+		h.Close()
+	}
+	clear(r.hosts)
+	clear(r.factories)
+	clear(r.moved)
+}
