@@ -1,6 +1,7 @@
 package mesh
 
 import (
+	"encoding/binary"
 	"errors"
 	"net"
 	"time"
@@ -18,6 +19,10 @@ func (n *Node) handlePacket(b []byte, from net.Addr, scratch []byte) {
 	}
 	if wire.IsRouted(b) {
 		n.handleRouted(b, from)
+		return
+	}
+	if len(b) < 2 || binary.LittleEndian.Uint16(b) != wire.Magic {
+		n.ctr.dropBadMagic.Add(1)
 		return
 	}
 	h, err := wire.ParseHeader(b)
