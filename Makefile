@@ -7,12 +7,12 @@ FUZZTIME ?= 5s
 
 .DEFAULT_GOAL := help
 
-.PHONY: help build test test-go vet fmt-check fuzz bench demo clean
+.PHONY: help build lib test test-go test-c soak bench-c install vet fmt-check fuzz bench demo clean
 
 help: ## list targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-build: ## build every Go package (and the shared library once capi/ exists)
+build: lib ## build every Go package and the shared library
 	$(GO) build ./...
 
 vet: ## go vet
@@ -31,7 +31,7 @@ fuzz: ## run every fuzz target for FUZZTIME each
 	    echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; done
 
-test: fmt-check vet test-go ## everything: format, vet, Go tests (race), fuzz smoke
+test: fmt-check vet test-go test-c ## everything: format, vet, Go tests (race), C ABI suite, fuzz smoke
 	$(MAKE) fuzz FUZZTIME=2s
 
 bench: ## benchmarks; writes bench/RESULTS.md
@@ -39,6 +39,8 @@ bench: ## benchmarks; writes bench/RESULTS.md
 
 demo: ## the main job: run the demo program
 	$(GO) run ./examples/demo
+
+include tests/c/c.mk
 
 clean: ## remove build outputs
 	rm -rf $(BUILD)
