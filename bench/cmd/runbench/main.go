@@ -106,7 +106,7 @@ func main() {
 	host, _ := os.Hostname()
 	fmt.Fprintf(&md, "# Benchmark results\n\nWritten by `make bench` on %s (%s, %d CPUs, %s). Floors are measured in the same run; compare ratios, not absolute numbers, on this noisy 2-core VM.\n\n",
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), host, runtime.NumCPU(), runtime.Version())
-	md.WriteString("| benchmark | package | ns/op | allocs/op | floor ns/op | ratio | goal | met |\n|---|---|---:|---:|---:|---:|---|---|\n")
+	md.WriteString("| benchmark | package | ns/op | ops/s | allocs/op | floor ns/op | ratio | goal | met |\n|---|---|---:|---:|---:|---:|---:|---|---|\n")
 	sort.SliceStable(order, func(i, j int) bool { return results[order[i]].pkg < results[order[j]].pkg })
 	failed := 0
 	for _, name := range order {
@@ -146,7 +146,7 @@ func main() {
 			}
 		}
 		short := strings.TrimPrefix(r.pkg, "github.com/netmesh/libnetmesh/")
-		fmt.Fprintf(&md, "| %s | %s | %.1f | %s | %s | %s | %s | %s |\n", name, short, r.nsop, r.allocs, floorCol, ratioCol, goalCol, met)
+		fmt.Fprintf(&md, "| %s | %s | %.1f | %.3g | %s | %s | %s | %s | %s |\n", name, short, r.nsop, 1e9/r.nsop, r.allocs, floorCol, ratioCol, goalCol, met)
 	}
 	if *extra != "" {
 		if b, err := os.ReadFile(*extra); err == nil {
