@@ -31,16 +31,18 @@ fuzz: ## run every fuzz target for FUZZTIME each
 	    echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; done
 
-test: fmt-check vet test-go test-c ## everything: format, vet, Go tests (race), C ABI suite, fuzz smoke
+test: fmt-check vet test-go test-c test-python ## everything: format, vet, Go tests (race), C ABI suite, fuzz smoke
 	$(MAKE) fuzz FUZZTIME=2s
 
-bench: ## benchmarks; writes bench/RESULTS.md
+bench: ## benchmarks; writes bench/RESULTS.md (and the Python results)
 	$(GO) run ./bench/cmd/runbench -out bench/RESULTS.md
+	$(MAKE) bench-python
 
 demo: ## the main job: run the demo program
 	$(GO) run ./examples/demo
 
 include tests/c/c.mk
+include bindings/python/python.mk
 
 clean: ## remove build outputs
 	rm -rf $(BUILD)

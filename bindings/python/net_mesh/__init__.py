@@ -1,0 +1,63 @@
+"""net_mesh: run daemons written in Python on libnetmesh (pure ctypes).
+
+The shared library ``libnetmesh.so`` is loaded on first use; see
+:func:`load_library` for where it is looked up.
+
+Fork hazard: the Go runtime inside the library does not survive ``fork()``.
+A child forked after the library was loaded refuses to use it (NetMeshError
+with kind ``"forked"``). Start worker processes with multiprocessing's
+``"spawn"`` method or with subprocess.
+"""
+
+from ._errors import (
+    AlreadyRegisteredError,
+    BadHandleError,
+    CallbackFailedError,
+    DaemonMovedError,
+    DaemonNotFoundError,
+    FactoryAlreadyRegisteredError,
+    FactoryNotFoundError,
+    InternalError,
+    InvalidArgumentError,
+    MigrationError,
+    MigrationFailedError,
+    NetMeshError,
+    NetMeshIOError,
+    NetMeshTimeoutError,
+    NotReadyError,
+    ProcessFailedError,
+    RestoreFailedError,
+    ShuttingDownError,
+    SnapshotIdentityMismatchError,
+)
+from ._ffi import LibraryError, library_path, load_library, version
+from ._identity import Identity
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AlreadyRegisteredError",
+    "BadHandleError",
+    "CallbackFailedError",
+    "DaemonMovedError",
+    "DaemonNotFoundError",
+    "FactoryAlreadyRegisteredError",
+    "FactoryNotFoundError",
+    "Identity",
+    "InternalError",
+    "InvalidArgumentError",
+    "LibraryError",
+    "MigrationError",
+    "MigrationFailedError",
+    "NetMeshError",
+    "NetMeshIOError",
+    "NetMeshTimeoutError",
+    "NotReadyError",
+    "ProcessFailedError",
+    "RestoreFailedError",
+    "ShuttingDownError",
+    "SnapshotIdentityMismatchError",
+    "library_path",
+    "load_library",
+    "version",
+]

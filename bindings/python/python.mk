@@ -1,0 +1,25 @@
+# The Python package net_mesh (ctypes, nothing compiled). Included by the
+# top-level Makefile; paths are relative to the repository root.
+
+PYTHON   ?= python3
+PY_DIR   := bindings/python
+PY_LIB   := $(PY_DIR)/net_mesh/libnetmesh.so
+PY_TESTFLAGS ?= -q
+
+.PHONY: python test-python bench-python
+
+$(PY_LIB): $(LIB)
+	cp $(LIB) $@
+
+# pytest is installed here because CI is a fresh clone (PEP 668 systems need
+# --break-system-packages; a venv works too: make PYTHON=.venv/bin/python).
+python: $(PY_LIB) ## copy libnetmesh.so next to the Python package; ensure pytest
+	@$(PYTHON) -m pytest --version >/dev/null 2>&1 || \
+	  $(PYTHON) -m pip install -q pytest 2>/dev/null || \
+	  $(PYTHON) -m pip install -q --break-system-packages pytest
+
+test-python: python ## Python binding tests (pytest)
+	cd $(PY_DIR) && $(PYTHON) -m pytest $(PY_TESTFLAGS) tests
+
+bench-python: python ## Python deliver vs floor; writes bindings/python/bench/RESULTS-python.md
+	$(PYTHON) $(PY_DIR)/bench/bench_deliver.py --out $(PY_DIR)/bench/RESULTS-python.md
