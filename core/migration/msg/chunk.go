@@ -74,6 +74,15 @@ func CheckChunk0(origin uint64, chunk0 []byte) error {
 	return nil
 }
 
+// CheckForward is CheckChunk0 for a chunk of any index: only chunk 0 is
+// checked, every other index passes.
+func CheckForward(origin uint64, index uint32, chunk []byte) error {
+	if index != 0 {
+		return nil
+	}
+	return CheckChunk0(origin, chunk)
+}
+
 // Reassembler joins SnapshotReady chunks back into snapshots. It keeps at
 // most one partial snapshot per origin (the newest seq_through) and the
 // newest seq_through seen per origin, which survives completion and staleness
