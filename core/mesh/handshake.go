@@ -291,6 +291,8 @@ func (n *Node) onMsg1(rh wire.RoutingHeader, msg []byte, from net.Addr) {
 	n.sessions[sid] = s
 	n.mu.Unlock()
 	_ = n.write(handshakePacket(n.nodeID, peerID, msg2), from)
+	// Sign our HelloAck while the initiator builds its Hello.
+	s.helloAck = n.helloAckMsg(s)
 }
 
 // onMsg2 completes an initiation; Connect continues with the hello.
@@ -345,19 +347,48 @@ func helloSigMsg(role byte, hash [32]byte, static []byte) []byte {
 	return append(m, static...)
 }
 
-func staticProof(priv, pub []byte, hash [32]byte) ([32]byte, error) {
-	dh, err := noise.DH25519.DH(priv, pub)
+// staticProof is the initiator's proof of its static key for hash.
+func (n *Node) staticProof(peerStatic []byte, hash [32]byte) ([32]byte, error) {
+	dh, err := n.staticDH(peerStatic)
 	if err != nil {
 		return [32]byte{}, err
 	}
-	return identity.Mac(dh, append(append([]byte(nil), helloProofTag...), hash[:]...)), nil
+	return identity.Mac(dh[:], append(append([]byte(nil), helloProofTag...), hash[:]...)), nil
+}
+
+// dhCacheMax bounds the static-static DH cache; it is emptied when full.
+const dhCacheMax = 4096
+
+// staticDH is X25519(our static, peer static), cached per peer key: it does
+// not depend on the session, so reconnects to a known peer skip it.
+func (n *Node) staticDH(peerStatic []byte) ([32]byte, error) {
+	var k, out [32]byte
+	copy(k[:], peerStatic)
+	n.dhMu.Lock()
+	v, ok := n.dhCache[k]
+	n.dhMu.Unlock()
+	if ok {
+		return v, nil
+	}
+	dh, err := noise.DH25519.DH(n.static.Private, peerStatic)
+	if err != nil {
+		return out, err
+	}
+	copy(out[:], dh)
+	n.dhMu.Lock()
+	if len(n.dhCache) >= dhCacheMax {
+		clear(n.dhCache)
+	}
+	n.dhCache[k] = out
+	n.dhMu.Unlock()
+	return out, nil
 }
 
 // helloMsg builds the initiator's Hello for s.
 func (n *Node) helloMsg(s *session) []byte {
 	ent := n.id.EntityID()
 	sig, _ := n.id.Sign(helloSigMsg(0, s.hash, n.static.Public))
-	proof, _ := staticProof(n.static.Private, s.peerStatic[:], s.hash)
+	proof, _ := n.staticProof(s.peerStatic[:], s.hash)
 	b := make([]byte, 0, helloLen)
 	b = append(b, 0)
 	b = append(b, ent[:]...)
@@ -388,7 +419,10 @@ func (n *Node) onHello(s *session, events [][]byte) {
 				}
 				n.promote(s)
 			}
-			_ = s.sendUnreliable(SubHello, 0, n.helloAckMsg(s))
+			if s.helloAck == nil {
+				s.helloAck = n.helloAckMsg(s)
+			}
+			_ = s.sendUnreliable(SubHello, 0, s.helloAck)
 		case s.initiator && len(ev) == helloAckLen && ev[0] == 1:
 			if s.established.Load() {
 				continue
@@ -420,7 +454,7 @@ func (n *Node) verifyHello(s *session, ev []byte) error {
 	if identity.NodeIDOf(ent) != s.peerID {
 		return fmt.Errorf("%w: entity is not node %016x", errHelloVerify, s.peerID)
 	}
-	proof, err := staticProof(n.static.Private, static, s.hash)
+	proof, err := n.staticProof(static, s.hash)
 	if err != nil || subtle.ConstantTimeCompare(proof[:], ev[65:97]) != 1 {
 		return fmt.Errorf("%w: static key proof", errHelloVerify)
 	}

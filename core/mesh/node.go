@@ -149,6 +149,9 @@ type Node struct {
 	disp   dispatcher
 	closed atomic.Bool
 
+	dhMu    sync.Mutex
+	dhCache map[[32]byte][32]byte // see staticDH
+
 	// mu guards everything below.
 	mu        sync.Mutex
 	peers     map[uint64]*peer    // by node id
@@ -206,6 +209,7 @@ func NewNode(cfg Config) (*Node, error) {
 		subs:      make(map[subKey]bool),
 		waiters:   make(map[uint64]chan membershipAnswer),
 		buckets:   make(map[uint64]*bucket),
+		dhCache:   make(map[[32]byte][32]byte),
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.disp.init()

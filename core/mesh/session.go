@@ -34,6 +34,7 @@ type session struct {
 	peerStatic [32]byte
 	peerEntity identity.EntityID
 	helloDone  chan error // initiator: result of the identity exchange
+	helloAck   []byte     // responder: signed HelloAck; reader goroutine only
 
 	// rxMu serialises the replay window (reader goroutine only, but the
 	// fuzz/test paths may call handlePacket concurrently).
