@@ -89,7 +89,8 @@ func CheckForward(origin uint64, index uint32, chunk []byte) error {
 // until Forget. Memory is bounded by MaxSnapshotBytes (plus per-chunk
 // bookkeeping) per origin with an open reassembly. Safe for concurrent use.
 type Reassembler struct {
-	now func() time.Time
+	now      func() time.Time
+	maxBytes int // MaxSnapshotBytes; lowered only by fuzz tests
 
 	mu        sync.Mutex
 	pending   map[uint64]*partial // by origin
@@ -112,7 +113,7 @@ func NewReassembler(now func() time.Time) *Reassembler {
 	if now == nil {
 		now = time.Now
 	}
-	return &Reassembler{now: now, pending: map[uint64]*partial{}, newest: map[uint64]uint64{}}
+	return &Reassembler{now: now, maxBytes: MaxSnapshotBytes, pending: map[uint64]*partial{}, newest: map[uint64]uint64{}}
 }
 
 // Add takes one SnapshotReady chunk. It returns the whole snapshot when this
@@ -152,7 +153,7 @@ func (r *Reassembler) Add(origin, seqThrough uint64, index, total uint32, chunk 
 		return nil, fmt.Errorf("%w: got %d, expected %d", ErrChunkTotalMismatch, total, p.total)
 	}
 	if p != nil {
-		if size := p.bytes - len(p.chunks[index]) + len(chunk); size > MaxSnapshotBytes {
+		if size := p.bytes - len(p.chunks[index]) + len(chunk); size > r.maxBytes {
 			return nil, fmt.Errorf("%w: %d bytes pending for origin %#x", ErrTooLarge, size, origin)
 		}
 	}
