@@ -32,31 +32,43 @@ from ._errors import (
 )
 from ._ffi import LibraryError, library_path, load_library, version
 from ._identity import Identity
+from ._daemon import CausalEvent, MeshDaemon
+from ._mesh import Node, NodeStats
+from ._runtime import DaemonConfig, DaemonHandle, DaemonRuntime, DaemonStats, Subscription
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AlreadyRegisteredError",
     "BadHandleError",
+    "CausalEvent",
     "CallbackFailedError",
+    "DaemonConfig",
+    "DaemonHandle",
     "DaemonMovedError",
     "DaemonNotFoundError",
+    "DaemonRuntime",
+    "DaemonStats",
     "FactoryAlreadyRegisteredError",
     "FactoryNotFoundError",
     "Identity",
     "InternalError",
     "InvalidArgumentError",
     "LibraryError",
+    "MeshDaemon",
     "MigrationError",
     "MigrationFailedError",
     "NetMeshError",
     "NetMeshIOError",
     "NetMeshTimeoutError",
+    "Node",
+    "NodeStats",
     "NotReadyError",
     "ProcessFailedError",
     "RestoreFailedError",
     "ShuttingDownError",
     "SnapshotIdentityMismatchError",
+    "Subscription",
     "library_path",
     "load_library",
     "version",

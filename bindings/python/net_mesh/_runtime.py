@@ -1,0 +1,474 @@
+"""DaemonRuntime and DaemonHandle: run, feed, snapshot and stop daemons."""
+
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import threading
+from ctypes import POINTER, c_char_p, c_int, c_size_t, c_uint32, c_uint64, c_void_p
+from typing import Any, Callable, Mapping, Optional, Union
+
+from . import _daemon, _ffi
+from ._daemon import CausalEvent, Event, EventIn, EventList, Factory
+from ._errors import BadHandleError, InvalidArgumentError, NetMeshError, last_error
+from ._handle import Handle
+from ._identity import Identity
+
+
+class DaemonConfigC(ctypes.Structure):
+    _fields_ = [("size", c_uint32), ("auto_snapshot_interval", c_uint64)]
+
+
+class RuntimeOptions(ctypes.Structure):
+    _fields_ = [("size", c_uint32), ("workers", c_uint32), ("queue_size", c_uint32)]
+
+
+class DaemonStatsC(ctypes.Structure):
+    _fields_ = [
+        ("size", c_uint32),
+        ("events_processed", c_uint64),
+        ("events_emitted", c_uint64),
+        ("errors", c_uint64),
+        ("snapshots_taken", c_uint64),
+    ]
+
+
+class SubscriptionC(ctypes.Structure):
+    _fields_ = [("publisher", c_uint64), ("channel", c_char_p), ("token", c_void_p),
+                ("token_len", c_size_t)]
+
+
+class SubscriptionListC(ctypes.Structure):
+    _fields_ = [("items", POINTER(SubscriptionC)), ("len", c_size_t), ("reserved_", c_void_p)]
+
+
+_vp = c_void_p
+_vpp = POINTER(c_void_p)
+_u64p = POINTER(c_uint64)
+_cfg = POINTER(DaemonConfigC)
+_vt = POINTER(_daemon.DaemonVTable)
+_fac = POINTER(Factory)
+
+_ffi.extend_signatures({
+    "net_mesh_daemon_config_init": (None, [_cfg]),
+    "net_mesh_runtime_options_init": (None, [POINTER(RuntimeOptions)]),
+    "net_mesh_runtime_new": (c_int, [_vp, POINTER(RuntimeOptions), _vpp]),
+    "net_mesh_runtime_register_factory": (c_int, [_vp, c_char_p, _fac, _vp]),
+    "net_mesh_runtime_start": (c_int, [_vp]),
+    "net_mesh_runtime_shutdown": (c_int, [_vp, c_uint32]),
+    "net_mesh_runtime_is_ready": (c_int, [_vp, POINTER(c_int)]),
+    "net_mesh_runtime_daemon_count": (c_int, [_vp, _u64p]),
+    "net_mesh_runtime_spawn": (c_int, [_vp, c_char_p, _vp, _cfg, _vpp]),
+    "net_mesh_runtime_spawn_with_daemon": (c_int, [_vp, _vp, _cfg, _vt, _vp, _fac, _vp, _vpp]),
+    "net_mesh_runtime_spawn_from_snapshot": (c_int, [_vp, c_char_p, _vp, c_char_p, c_size_t, _cfg, _vpp]),
+    "net_mesh_runtime_spawn_from_snapshot_with_daemon": (
+        c_int, [_vp, _vp, c_char_p, c_size_t, _cfg, _vt, _vp, _fac, _vp, _vpp]),
+    "net_mesh_runtime_stop": (c_int, [_vp, c_uint64]),
+    "net_mesh_runtime_snapshot": (c_int, [_vp, c_uint64, POINTER(_ffi.Bytes)]),
+    "net_mesh_runtime_deliver": (c_int, [_vp, c_uint64, POINTER(EventIn), POINTER(EventList)]),
+    "net_mesh_subscription_list_free": (None, [POINTER(SubscriptionListC)]),
+    "net_mesh_runtime_subscriptions": (c_int, [_vp, c_uint64, POINTER(SubscriptionListC)]),
+    "net_mesh_runtime_subscribe": (c_int, [_vp, c_uint64, c_uint64, c_char_p, c_char_p, c_size_t, c_uint32]),
+    "net_mesh_runtime_unsubscribe": (c_int, [_vp, c_uint64, c_uint64, c_char_p, c_uint32]),
+    "net_mesh_runtime_expect_migration": (c_int, [_vp, c_char_p, c_uint64, _cfg]),
+    "net_mesh_runtime_register_migration_target_identity": (c_int, [_vp, c_char_p, _vp, _cfg]),
+    "net_mesh_runtime_free": (None, [_vp]),
+    "net_mesh_daemon_origin_hash": (c_int, [_vp, _u64p]),
+    "net_mesh_daemon_entity_id": (c_int, [_vp, c_char_p]),
+    "net_mesh_daemon_stats_get": (c_int, [_vp, POINTER(DaemonStatsC)]),
+    "net_mesh_daemon_free": (None, [_vp]),
+})
+
+
+@dataclasses.dataclass(frozen=True)
+class DaemonConfig:
+    """Per-daemon settings. ``auto_snapshot_interval``: snapshot every N
+    processed events (kept as the daemon's latest snapshot); 0 = off."""
+
+    auto_snapshot_interval: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class DaemonStats:
+    """A daemon's counters (reset on restore)."""
+
+    events_processed: int
+    events_emitted: int
+    errors: int
+    snapshots_taken: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Subscription:
+    """One entry of a daemon's subscription ledger."""
+
+    publisher: int
+    channel: str
+    token: Optional[bytes]
+
+
+ConfigLike = Union[DaemonConfig, Mapping[str, int], None]
+
+
+def _config(config: ConfigLike) -> Optional[Any]:
+    if config is None:
+        return None
+    if isinstance(config, Mapping):
+        unknown = set(config) - {"auto_snapshot_interval"}
+        if unknown:
+            raise InvalidArgumentError(f"net_mesh: unknown config keys {sorted(unknown)}")
+        config = DaemonConfig(**config)
+    if not isinstance(config, DaemonConfig):
+        raise TypeError(f"net_mesh: config must be a DaemonConfig or dict, not {type(config).__name__}")
+    n = config.auto_snapshot_interval
+    if not isinstance(n, int) or isinstance(n, bool) or not 0 <= n < 2**64:
+        raise InvalidArgumentError("net_mesh: auto_snapshot_interval must be an int in [0, 2**64)")
+    c = DaemonConfigC()
+    c.size = ctypes.sizeof(DaemonConfigC)
+    c.auto_snapshot_interval = n
+    return ctypes.byref(c)
+
+
+def _kind(kind: object) -> bytes:
+    if not isinstance(kind, str):
+        raise TypeError(f"net_mesh: kind must be a str, not {type(kind).__name__}")
+    if not kind or "\x00" in kind:
+        raise InvalidArgumentError("net_mesh: kind must be a non-empty string without NUL")
+    return kind.encode("utf-8")
+
+
+def _u64(v: object, name: str) -> int:
+    if not isinstance(v, int) or isinstance(v, bool):
+        raise TypeError(f"net_mesh: {name} must be an int, not {type(v).__name__}")
+    if not 0 <= v < 2**64:
+        raise InvalidArgumentError(f"net_mesh: {name} must be in [0, 2**64)")
+    return v
+
+
+def _identity(ident: object) -> int:
+    if not isinstance(ident, Identity):
+        raise TypeError(f"net_mesh: identity must be a net_mesh.Identity, not {type(ident).__name__}")
+    return ident._handle()
+
+
+def _bytes_arg(v: object, name: str) -> bytes:
+    if isinstance(v, bytes):
+        return v
+    if isinstance(v, (bytearray, memoryview)):
+        return bytes(v)
+    raise TypeError(f"net_mesh: {name} must be bytes, not {type(v).__name__}")
+
+
+def _timeout_ms(timeout: Optional[float]) -> int:
+    if timeout is None:
+        return 0
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool):
+        raise TypeError("net_mesh: timeout must be a number of seconds or None")
+    if timeout <= 0:
+        raise InvalidArgumentError("net_mesh: timeout must be positive")
+    return max(1, min(int(timeout * 1000), 2**32 - 1))
+
+
+def _raise(rc: int) -> None:
+    """Raise the mapped error for rc, chained to a parked callback exception."""
+    err = last_error(rc)
+    cause = _daemon.take_exception()
+    if cause is not None:
+        raise err from cause
+    raise err
+
+
+class _Scratch:
+    """Per-thread deliver buffers (a stack, so nested delivers are safe)."""
+
+    __slots__ = ("ev", "ev_ptr", "out", "out_ptr")
+
+    def __init__(self) -> None:
+        self.ev = EventIn()
+        self.ev_ptr = ctypes.pointer(self.ev)
+        self.out = EventList()
+        self.out_ptr = ctypes.pointer(self.out)
+
+
+_tls = threading.local()
+_EVSZ = ctypes.sizeof(Event)
+
+
+def _outputs(lib: Any, sc: _Scratch) -> "list[CausalEvent]":
+    out = sc.out
+    n = out.len
+    try:
+        if not n:
+            return []
+        raw = ctypes.string_at(out.events, n * _EVSZ)
+        res = []
+        unpack = _daemon._EV.unpack_from
+        sa = ctypes.string_at
+        for i in range(n):
+            origin, horizon, seq, parent, pay, plen, recv = unpack(raw, i * _EVSZ)
+            ev = CausalEvent.__new__(CausalEvent)
+            ev.origin_hash = origin
+            ev.sequence = seq
+            ev.payload = sa(pay, plen) if plen else b""
+            ev.parent_hash = parent
+            ev.horizon = horizon
+            ev.received_at = recv
+            res.append(ev)
+        return res
+    finally:
+        if out.reserved_ or n:
+            lib.net_mesh_event_list_free(sc.out_ptr)
+
+
+class DaemonHandle(Handle):
+    """A spawned daemon. Closing the handle does not stop the daemon."""
+
+    _what = "daemon handle"
+
+    def __init__(self, runtime: "DaemonRuntime", ptr: int) -> None:
+        lib = _ffi.lib()
+        super().__init__(ptr, lib.net_mesh_daemon_free)
+        self._runtime = runtime
+        oh = c_uint64()
+        eid = ctypes.create_string_buffer(32)
+        rc = lib.net_mesh_daemon_origin_hash(ptr, ctypes.byref(oh))
+        if rc:
+            raise last_error(rc)
+        rc = lib.net_mesh_daemon_entity_id(ptr, eid)
+        if rc:
+            raise last_error(rc)
+        self.origin_hash: int = oh.value
+        self.entity_id: bytes = eid.raw
+
+    def stats(self) -> DaemonStats:
+        """The daemon's counters; DaemonNotFoundError once it is stopped."""
+        s = DaemonStatsC()
+        s.size = ctypes.sizeof(DaemonStatsC)
+        rc = _ffi.lib().net_mesh_daemon_stats_get(self._handle(), ctypes.byref(s))
+        if rc:
+            raise last_error(rc)
+        return DaemonStats(s.events_processed, s.events_emitted, s.errors, s.snapshots_taken)
+
+    def snapshot(self) -> Optional[bytes]:
+        """Same as ``runtime.snapshot(handle.origin_hash)``."""
+        return self._runtime.snapshot(self.origin_hash)
+
+    def __repr__(self) -> str:
+        return f"<net_mesh.DaemonHandle origin_hash={self.origin_hash:#018x}>"
+
+
+class DaemonRuntime(Handle):
+    """A compute runtime on a :class:`~net_mesh.Node`.
+
+    Lifecycle: Registering (after construction) → ``start()`` → Ready →
+    ``shutdown()`` → ShuttingDown. ``close()`` shuts down and releases the
+    runtime; it never closes the node. Every method may be called from any
+    Python thread. Daemon callbacks for calls made here (deliver, snapshot,
+    spawn, stop) run on the calling thread; callbacks the network starts
+    (a migration arriving) run on library threads and take the GIL.
+    """
+
+    _what = "runtime"
+
+    def __init__(self, node: Any, *, workers: int = 0, queue_size: int = 0) -> None:
+        from ._mesh import Node
+
+        if not isinstance(node, Node):
+            raise TypeError(f"net_mesh: DaemonRuntime needs a net_mesh.Node, not {type(node).__name__}")
+        lib = _ffi.lib()
+        _daemon._bind_push()
+        opts = RuntimeOptions()
+        lib.net_mesh_runtime_options_init(ctypes.byref(opts))
+        opts.workers = _u64(workers, "workers")
+        opts.queue_size = _u64(queue_size, "queue_size")
+        out = c_void_p()
+        rc = lib.net_mesh_runtime_new(node._handle(), ctypes.byref(opts), ctypes.byref(out))
+        if rc:
+            raise last_error(rc)
+        super().__init__(out.value, lib.net_mesh_runtime_free)  # type: ignore[arg-type]
+        self._lib = lib
+        self._deliver = lib.net_mesh_runtime_deliver
+        self.node = node
+
+    def _call(self, fn: Callable[..., int], *args: Any) -> None:
+        _daemon.clear_exception()
+        rc = fn(self._handle(), *args)
+        if rc:
+            _raise(rc)
+
+    # --- lifecycle -----------------------------------------------------
+
+    def register_factory(self, kind: str, factory: Callable[[], Any]) -> None:
+        """Register a daemon kind; ``factory`` is any zero-argument callable
+        returning a daemon (e.g. a :class:`MeshDaemon` subclass). It is kept
+        alive by the runtime and may be called again on a migration target."""
+        k = _kind(kind)
+        if not callable(factory):
+            raise TypeError("net_mesh: factory must be callable")
+        h = self._handle()
+        key = _daemon.keep(_daemon._FactorySlot(factory, kind))
+        # factory user_data is consumed also on error (finalizer already ran)
+        rc = self._lib.net_mesh_runtime_register_factory(h, k, ctypes.byref(_daemon.new_factory()), key)
+        if rc:
+            _raise(rc)
+
+    def start(self) -> None:
+        """Registering → Ready. Idempotent."""
+        self._call(self._lib.net_mesh_runtime_start)
+
+    def shutdown(self, timeout: Optional[float] = None) -> None:
+        """Stop every daemon and drain the worker pool (for up to ``timeout``
+        seconds; None waits as long as needed). Idempotent; never closes the node."""
+        self._call(self._lib.net_mesh_runtime_shutdown, _timeout_ms(timeout))
+
+    def is_ready(self) -> bool:
+        v = c_int()
+        self._call(self._lib.net_mesh_runtime_is_ready, ctypes.byref(v))
+        return bool(v.value)
+
+    def daemon_count(self) -> int:
+        v = c_uint64()
+        self._call(self._lib.net_mesh_runtime_daemon_count, ctypes.byref(v))
+        return v.value
+
+    # --- daemons -------------------------------------------------------
+
+    def _handle_from(self, out: c_void_p) -> DaemonHandle:
+        return DaemonHandle(self, out.value)  # type: ignore[arg-type]
+
+    def spawn(self, kind: str, identity: Identity, config: ConfigLike = None) -> DaemonHandle:
+        """Spawn a daemon of ``kind`` under ``identity`` (the factory runs once, here)."""
+        k, cfg = _kind(kind), _config(config)
+        out = c_void_p()
+        self._call(self._lib.net_mesh_runtime_spawn, k, _identity(identity), cfg, ctypes.byref(out))
+        return self._handle_from(out)
+
+    def spawn_with_daemon(self, identity: Identity, daemon: Any,
+                          factory: Optional[Callable[[], Any]] = None,
+                          config: ConfigLike = None) -> DaemonHandle:
+        """Spawn an instance you built. ``factory`` (default: ``type(daemon)``)
+        rebuilds it on a migration target."""
+        slot = _daemon._DaemonSlot(daemon)
+        fac = factory if factory is not None else type(daemon)
+        if not callable(fac):
+            raise TypeError("net_mesh: factory must be callable")
+        cfg = _config(config)
+        ih = _identity(identity)
+        vt = _daemon.new_vtable(slot)
+        dkey = _daemon.keep(slot)
+        fkey = _daemon.keep(_daemon._FactorySlot(fac, getattr(daemon, "name", "") or ""))
+        out = c_void_p()
+        self._call(self._lib.net_mesh_runtime_spawn_with_daemon, ih, cfg, ctypes.byref(vt), dkey,
+                   ctypes.byref(_daemon.new_factory()), fkey, ctypes.byref(out))
+        return self._handle_from(out)
+
+    def spawn_from_snapshot(self, kind: str, identity: Identity, snapshot: bytes,
+                            config: ConfigLike = None) -> DaemonHandle:
+        """Spawn a daemon of ``kind`` and restore it from ``snapshot`` (CDS1 bytes)."""
+        k, cfg = _kind(kind), _config(config)
+        snap = _bytes_arg(snapshot, "snapshot")
+        out = c_void_p()
+        self._call(self._lib.net_mesh_runtime_spawn_from_snapshot, k, _identity(identity), snap,
+                   len(snap), cfg, ctypes.byref(out))
+        return self._handle_from(out)
+
+    def stop(self, origin_hash: int) -> None:
+        """Stop the daemon at ``origin_hash`` and drop its factory entry."""
+        self._call(self._lib.net_mesh_runtime_stop, _u64(origin_hash, "origin_hash"))
+
+    def snapshot(self, origin_hash: int) -> Optional[bytes]:
+        """The daemon's snapshot as CDS1 bytes, or None for a stateless daemon."""
+        b = _ffi.Bytes()
+        self._call(self._lib.net_mesh_runtime_snapshot, _u64(origin_hash, "origin_hash"), ctypes.byref(b))
+        if not b.data:
+            return None
+        return _ffi.take_bytes(b)
+
+    def deliver(self, origin_hash: int, event: CausalEvent) -> "list[CausalEvent]":
+        """Deliver ``event`` to the daemon at ``origin_hash``; its ``process``
+        runs on this thread. Returns the output events (empty when none, or
+        when the daemon is migrating and the event was queued)."""
+        p = self._ptr
+        if (p is None or _ffi.forked or event.__class__ is not CausalEvent
+                or origin_hash.__class__ is not int or origin_hash < 0):
+            self._handle()
+            _u64(origin_hash, "origin_hash")
+            if not isinstance(event, CausalEvent):
+                raise TypeError(f"net_mesh: event must be a CausalEvent, not {type(event).__name__}")
+        try:
+            stack = _tls.stack
+        except AttributeError:
+            stack = _tls.stack = []
+        sc = stack.pop() if stack else _Scratch()
+        try:
+            ev = sc.ev
+            link = ev.link
+            try:
+                link.origin_hash = event.origin_hash
+                link.sequence = event.sequence
+                link.parent_hash = event.parent_hash
+                link.horizon = event.horizon
+                ev.received_at = event.received_at
+                payload = event.payload
+                if payload.__class__ is not bytes:
+                    payload = _bytes_arg(payload, "payload")
+                ev.payload = payload
+                ev.payload_len = len(payload)
+            except (TypeError, OverflowError) as e:
+                raise TypeError(f"net_mesh: bad CausalEvent field: {e}") from None
+            rc = self._deliver(p, origin_hash, sc.ev_ptr, sc.out_ptr)
+            ev.payload = None
+            if rc:
+                _raise(rc)
+            return _outputs(self._lib, sc)
+        finally:
+            stack.append(sc)
+
+    # --- migration entries and channels -----------------------------------
+
+    def expect_migration(self, kind: str, origin_hash: int, config: ConfigLike = None) -> None:
+        """Let this node receive the daemon at ``origin_hash`` by migration
+        (the identity arrives sealed inside the snapshot)."""
+        self._call(self._lib.net_mesh_runtime_expect_migration, _kind(kind),
+                   _u64(origin_hash, "origin_hash"), _config(config))
+
+    def register_migration_target_identity(self, kind: str, identity: Identity,
+                                           config: ConfigLike = None) -> None:
+        """Like :meth:`expect_migration`, with the full identity (migrations
+        without identity transport)."""
+        self._call(self._lib.net_mesh_runtime_register_migration_target_identity, _kind(kind),
+                   _identity(identity), _config(config))
+
+    def subscribe(self, origin_hash: int, publisher: int, channel: str,
+                  token: Optional[bytes] = None, timeout: Optional[float] = None) -> None:
+        """Subscribe the daemon to ``channel`` on node ``publisher``."""
+        tok = b"" if token is None else _bytes_arg(token, "token")
+        self._call(self._lib.net_mesh_runtime_subscribe, _u64(origin_hash, "origin_hash"),
+                   _u64(publisher, "publisher"), _kind(channel), tok or None, len(tok),
+                   _timeout_ms(timeout))
+
+    def unsubscribe(self, origin_hash: int, publisher: int, channel: str,
+                    timeout: Optional[float] = None) -> None:
+        self._call(self._lib.net_mesh_runtime_unsubscribe, _u64(origin_hash, "origin_hash"),
+                   _u64(publisher, "publisher"), _kind(channel), _timeout_ms(timeout))
+
+    def subscriptions(self, origin_hash: int) -> "list[Subscription]":
+        """The daemon's subscription ledger."""
+        lst = SubscriptionListC()
+        self._call(self._lib.net_mesh_runtime_subscriptions, _u64(origin_hash, "origin_hash"),
+                   ctypes.byref(lst))
+        try:
+            return [
+                Subscription(it.publisher, (it.channel or b"").decode("utf-8"),
+                             ctypes.string_at(it.token, it.token_len) if it.token_len else None)
+                for it in (lst.items[i] for i in range(lst.len))
+            ]
+        finally:
+            self._lib.net_mesh_subscription_list_free(ctypes.byref(lst))
+
+    def __enter__(self) -> "DaemonRuntime":
+        self._handle()
+        return self
+
+    def __repr__(self) -> str:
+        return f"<net_mesh.DaemonRuntime{' closed' if self.closed else ''}>"
