@@ -17,6 +17,19 @@
 typedef const char nm_cchar;
 typedef const uint8_t nm_cu8;
 typedef const net_mesh_identity nm_cidentity;
+typedef const net_mesh_node nm_cnode;
+typedef const net_mesh_runtime nm_cruntime;
+typedef const net_mesh_daemon nm_cdaemon;
+typedef const net_mesh_event nm_cevent;
+typedef const net_mesh_daemon_vtable nm_cvtable;
+typedef const net_mesh_factory nm_cfactory;
+typedef const net_mesh_daemon_config nm_cconfig;
+typedef const net_mesh_node_options nm_cnodeopts;
+typedef const net_mesh_channel_options nm_cchanopts;
+typedef const net_mesh_runtime_options nm_crtopts;
+
+/* A key unique to the calling OS thread while it lives. */
+NM_HIDDEN uintptr_t nm_thread_key(void);
 
 /* Per-thread last error (errors.c). msg need not be NUL-terminated. */
 NM_HIDDEN void nm_set_error(int status, const char *msg, size_t msg_len, const char *detail,
@@ -31,5 +44,46 @@ NM_HIDDEN void nm_free(void *p);
 NM_HIDDEN void nm_call_log(net_mesh_log_fn fn, uintptr_t user_data, int level, const char *buf,
                            const uint32_t *offs, size_t nfields);
 NM_HIDDEN void nm_call_finalize(net_mesh_finalize_fn fn, uintptr_t user_data);
+
+
+/* Result of a callback that writes bytes (process: records of
+ * [u64 len][bytes]; snapshot: raw state). The bytes are in inl when heap is
+ * NULL, else in heap (malloc'd; the Go side frees it). err is the callback's
+ * error text (malloc'd) when rc != 0, or NULL. */
+#define NM_INLINE 512
+typedef struct nm_buf_result {
+    int rc;
+    uint32_t count;
+    size_t len;
+    uint8_t *heap;
+    char *err;
+    uint8_t inl[NM_INLINE];
+} nm_buf_result;
+
+typedef struct nm_status_result {
+    int rc;
+    char *err;
+} nm_status_result;
+
+typedef struct nm_create_result {
+    int rc;
+    char *err;
+    net_mesh_daemon_vtable vt;
+    uintptr_t ud;
+} nm_create_result;
+
+NM_HIDDEN nm_buf_result nm_call_process(net_mesh_process_fn fn, uintptr_t ud, uint64_t origin,
+                                        uint64_t horizon, uint64_t seq, uint64_t parent,
+                                        const uint8_t *payload, size_t payload_len,
+                                        uint64_t received_at);
+NM_HIDDEN nm_buf_result nm_call_snapshot(net_mesh_snapshot_fn fn, uintptr_t ud);
+NM_HIDDEN nm_status_result nm_call_restore(net_mesh_restore_fn fn, uintptr_t ud,
+                                           const uint8_t *state, size_t len);
+NM_HIDDEN nm_create_result nm_call_create(net_mesh_factory_create_fn fn, uintptr_t ud);
+NM_HIDDEN void nm_call_post(net_mesh_executor_post_fn fn, uintptr_t ud, void *task);
+NM_HIDDEN void nm_call_task(net_mesh_task_fn fn, uintptr_t ud);
+NM_HIDDEN void nm_call_channel_message(net_mesh_channel_message_fn fn, uintptr_t ud,
+                                       uint64_t publisher, const char *channel,
+                                       const uint8_t *payload, size_t len);
 
 #endif

@@ -6,7 +6,6 @@ package main
 import "C"
 
 import (
-	"errors"
 	"fmt"
 	"unsafe"
 )
@@ -67,8 +66,7 @@ func fail(err error) C.int {
 // statusOf maps an error to its status, the detail kind (migration errors) and
 // the node a moved daemon went to.
 func statusOf(err error) (st C.int, detail string, moved uint64) {
-	var ce *capiError
-	if errors.As(err, &ce) {
+	if ce, ok := err.(*capiError); ok {
 		return ce.status, "", 0
 	}
 	return mapCoreError(err)

@@ -297,6 +297,575 @@ int net_mesh_identity_node_id(const net_mesh_identity *id, uint64_t *out);
 /* Release the handle. NULL and already-freed handles are no-ops. */
 void net_mesh_identity_free(net_mesh_identity *id);
 
+/*
+ * Issue a 169-byte permission token signed by issuer for subject (a 32-byte
+ * entity id, borrowed) with scope (NET_MESH_SCOPE_* bits) on channel (UTF-8),
+ * valid from now for ttl_seconds. *out receives the raw token bytes
+ * (free with net_mesh_bytes_free).
+ * Returns NET_MESH_OK, _BAD_HANDLE (issuer), _INVALID_ARGUMENT (NULLs, zero or
+ * unknown scope bits, public-only issuer, bad channel name).
+ */
+int net_mesh_token_issue(const net_mesh_identity *issuer, const uint8_t *subject_entity_id,
+                         uint32_t scope, const char *channel, uint64_t ttl_seconds,
+                         net_mesh_bytes *out);
+
+#define NET_MESH_SCOPE_PUBLISH 0x01u
+#define NET_MESH_SCOPE_SUBSCRIBE 0x02u
+#define NET_MESH_SCOPE_ADMIN 0x04u
+#define NET_MESH_SCOPE_DELEGATE 0x08u
+#define NET_MESH_SCOPE_WILDCARD 0x10u
+#define NET_MESH_TOKEN_SIZE 169
+
+/* ------------------------------------------------------------------ */
+/* Node                                                                */
+/* ------------------------------------------------------------------ */
+
+/* An encrypted UDP mesh node. */
+typedef struct net_mesh_node net_mesh_node;
+
+/*
+ * Options for net_mesh_node_new. Always start from net_mesh_node_options_init,
+ * which sets `size`; fields added in later versions go at the end and the
+ * library reads only the first `size` bytes, so old callers keep working.
+ */
+typedef struct net_mesh_node_options {
+    uint32_t size;                 /* sizeof(net_mesh_node_options) as compiled by the caller */
+    const char *bind_addr;         /* "host:port" to bind; NULL = "127.0.0.1:0" */
+    const uint8_t *psk;            /* 32-byte pre-shared key of the mesh; NULL = all zero */
+    const net_mesh_identity *identity; /* node identity (borrowed, copied); NULL = generate */
+    uint32_t heartbeat_interval_ms; /* 0 = 5000 */
+    uint32_t session_timeout_ms;    /* 0 = 30000 */
+    uint32_t connect_timeout_ms;    /* 0 = 10000 */
+    uint32_t membership_timeout_ms; /* subscribe/unsubscribe ack wait; 0 = 5000 */
+} net_mesh_node_options;
+
+/* Fill *opts with defaults and opts->size. NULL is a no-op. */
+void net_mesh_node_options_init(net_mesh_node_options *opts);
+
+/*
+ * Create a node and bind its socket. opts (borrowed) may be NULL for defaults.
+ * *out receives a new handle; net_mesh_node_free closes and releases it.
+ * Returns NET_MESH_OK, _INVALID_ARGUMENT (out NULL, opts->size too small,
+ * bad address, bad UTF-8, public-only identity), _BAD_HANDLE (opts->identity),
+ * _IO (bind failed).
+ */
+int net_mesh_node_new(const net_mesh_node_options *opts, net_mesh_node **out);
+
+/* The bound address as "host:port" text in *out (free with net_mesh_bytes_free).
+ * Returns NET_MESH_OK, _BAD_HANDLE, _INVALID_ARGUMENT. */
+int net_mesh_node_addr(const net_mesh_node *node, net_mesh_bytes *out);
+
+/* The node's 64-bit id. Returns NET_MESH_OK, _BAD_HANDLE, _INVALID_ARGUMENT. */
+int net_mesh_node_id(const net_mesh_node *node, uint64_t *out);
+
+/* The node's 32-byte Noise X25519 static public key into out (caller-owned,
+ * 32 bytes). Returns NET_MESH_OK, _BAD_HANDLE, _INVALID_ARGUMENT. */
+int net_mesh_node_public_key(const net_mesh_node *node, uint8_t *out);
+
+/*
+ * Connect to the node peer_node_id listening at addr whose X25519 public key is
+ * peer_public_key (32 bytes, borrowed); blocks until the session is up.
+ * timeout_ms 0 = the node's connect timeout. The peer must have called
+ * net_mesh_node_accept for this node first.
+ * Returns NET_MESH_OK, _BAD_HANDLE, _INVALID_ARGUMENT, _TIMEOUT, _IO
+ * (handshake refused, closed node).
+ */
+int net_mesh_node_connect(net_mesh_node *node, const char *addr, const uint8_t *peer_public_key,
+                          uint64_t peer_node_id, uint32_t timeout_ms);
+
+/* Admit handshakes from peer_node_id, now and later. Returns NET_MESH_OK, _BAD_HANDLE. */
+int net_mesh_node_accept(net_mesh_node *node, uint64_t peer_node_id);
+
+/* A publisher's policy for one channel; start from net_mesh_channel_options_init. */
+typedef struct net_mesh_channel_options {
+    uint32_t size;                 /* sizeof(net_mesh_channel_options) */
+    int require_token;             /* non-zero: subscribers must present a token */
+    uint32_t max_subscribers;      /* 0 = no cap */
+    const uint8_t *trusted_issuers; /* trusted_issuer_count * 32 bytes of entity ids; borrowed */
+    size_t trusted_issuer_count;   /* 0 = this node's identity only */
+} net_mesh_channel_options;
+
+/* Fill *opts with defaults and opts->size. NULL is a no-op. */
+void net_mesh_channel_options_init(net_mesh_channel_options *opts);
+
+/*
+ * Register channel (UTF-8 name) on this node as its publisher. opts (borrowed)
+ * may be NULL for an open channel. Returns NET_MESH_OK, _BAD_HANDLE,
+ * _INVALID_ARGUMENT (bad name, already registered, bad options).
+ */
+int net_mesh_node_channel_register(net_mesh_node *node, const char *channel,
+                                   const net_mesh_channel_options *opts);
+
+/*
+ * Subscribe this node to channel on publisher; token (raw permission token,
+ * borrowed) may be NULL with token_len 0. Waits for the publisher's answer
+ * (timeout_ms 0 = the node's membership timeout).
+ * Returns NET_MESH_OK, _BAD_HANDLE, _INVALID_ARGUMENT, _TIMEOUT,
+ * _IO (refused: unauthorized, unknown channel, rate limited, peer unavailable).
+ */
+int net_mesh_node_channel_subscribe(net_mesh_node *node, uint64_t publisher, const char *channel,
+                                    const uint8_t *token, size_t token_len, uint32_t timeout_ms);
+
+/* Unsubscribe from channel on publisher. Statuses as net_mesh_node_channel_subscribe. */
+int net_mesh_node_channel_unsubscribe(net_mesh_node *node, uint64_t publisher,
+                                      const char *channel, uint32_t timeout_ms);
+
+/* What a publish did: roster size, datagrams handed to the socket, failures. */
+typedef struct net_mesh_publish_report {
+    uint64_t attempted;
+    uint64_t delivered;
+    uint64_t failed;
+} net_mesh_publish_report;
+
+/*
+ * Publish payload (borrowed) to every subscriber of channel (unreliable, like
+ * any channel traffic). out may be NULL. An unregistered channel gives a zero
+ * report. Returns NET_MESH_OK, _BAD_HANDLE, _INVALID_ARGUMENT.
+ */
+int net_mesh_node_channel_publish(net_mesh_node *node, const char *channel, const uint8_t *payload,
+                                  size_t payload_len, net_mesh_publish_report *out);
+
+/* Receives channel messages; channel and payload are borrowed for the call.
+ * Runs on a library thread (the node's dispatch thread), one call at a time. */
+typedef void (*net_mesh_channel_message_fn)(void *user_data, uint64_t publisher,
+                                            const char *channel, const uint8_t *payload,
+                                            size_t payload_len);
+
+/*
+ * Install (callback NULL: remove) the channel-message callback. The previous
+ * callback's finalizer runs once no call of it is in flight. finalize is
+ * consumed, also on error. Returns NET_MESH_OK, _BAD_HANDLE.
+ */
+int net_mesh_node_on_channel_message(net_mesh_node *node, net_mesh_channel_message_fn callback,
+                                     void *user_data, net_mesh_finalize_fn finalize);
+
+/*
+ * Node counters. The caller sets `size` (sizeof(net_mesh_node_stats)); the
+ * library fills the fields that fit in `size` bytes.
+ */
+typedef struct net_mesh_node_stats {
+    uint32_t size;
+    uint64_t packets_sent;
+    uint64_t packets_received;
+    uint64_t bytes_sent;
+    uint64_t bytes_received;
+    uint64_t handshakes_completed;
+    uint64_t heartbeats_sent;
+    uint64_t heartbeats_received;
+    uint64_t retransmits;
+    uint64_t duplicates_suppressed;
+    uint64_t dropped_malformed;
+    uint64_t dropped_auth;
+    uint64_t dropped_replay;
+} net_mesh_node_stats;
+
+/* Fill *out. Returns NET_MESH_OK, _BAD_HANDLE, _INVALID_ARGUMENT (NULL, size too small). */
+int net_mesh_node_stats_get(const net_mesh_node *node, net_mesh_node_stats *out);
+
+/*
+ * Close the node: stop its threads and socket. The handle stays valid until
+ * net_mesh_node_free; later network calls return NET_MESH_ERR_IO. Runtimes on
+ * it keep working locally. Idempotent. Returns NET_MESH_OK, _BAD_HANDLE.
+ */
+int net_mesh_node_close(net_mesh_node *node);
+
+/* Close (if needed) and release the handle. NULL / freed: no-op. */
+void net_mesh_node_free(net_mesh_node *node);
+
+/* ------------------------------------------------------------------ */
+/* Events                                                              */
+/* ------------------------------------------------------------------ */
+
+/* One step of a daemon's causal chain. */
+typedef struct net_mesh_link {
+    uint64_t origin_hash;
+    uint64_t horizon;     /* encoded horizon bloom */
+    uint64_t sequence;
+    uint64_t parent_hash;
+} net_mesh_link;
+
+/* A causal event. payload is payload_len bytes (NULL when 0). */
+typedef struct net_mesh_event {
+    net_mesh_link link;
+    const uint8_t *payload;
+    size_t payload_len;
+    uint64_t received_at; /* unix nanoseconds */
+} net_mesh_event;
+
+/*
+ * A library-owned list of events (deliver's outputs). Payloads live inside the
+ * list's single allocation. Free with net_mesh_event_list_free.
+ */
+typedef struct net_mesh_event_list {
+    net_mesh_event *events;
+    size_t len;
+    void *reserved_; /* the library's allocation; do not touch */
+} net_mesh_event_list;
+
+/* Release the list and zero *list. NULL and a zeroed list are no-ops. */
+void net_mesh_event_list_free(net_mesh_event_list *list);
+
+/* ------------------------------------------------------------------ */
+/* Daemons written in C (or any host language)                         */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Output writer handed to `process`. Valid only during that call, on that
+ * thread. Each push is one output event, in order.
+ */
+typedef struct net_mesh_outputs net_mesh_outputs;
+
+/*
+ * Append one output payload (copied; data may be NULL when len is 0).
+ * Returns NET_MESH_OK, _INVALID_ARGUMENT (out NULL or not a live writer, data
+ * NULL with len > 0, len or the total over NET_MESH_MAX_BUFFER), _NO_MEMORY.
+ */
+int net_mesh_outputs_push(net_mesh_outputs *out, const uint8_t *data, size_t len);
+
+/*
+ * State writer handed to `snapshot`. Writes append. A snapshot callback that
+ * writes nothing (not even a zero-length write) declares the daemon stateless.
+ */
+typedef struct net_mesh_state net_mesh_state;
+
+/* Append state bytes (copied). Statuses as net_mesh_outputs_push. */
+int net_mesh_state_write(net_mesh_state *out, const uint8_t *data, size_t len);
+
+/*
+ * From inside a failing callback, on its thread, attach a message (copied;
+ * UTF-8, truncated at 1023 bytes) to the error the library reports. Outside a
+ * callback it has no effect.
+ */
+void net_mesh_callback_set_error(const char *message);
+
+/* Callbacks return 0 on success, any other value on failure. event (and its
+ * payload) is borrowed for the call. */
+typedef int (*net_mesh_process_fn)(void *user_data, const net_mesh_event *event,
+                                   net_mesh_outputs *out);
+typedef int (*net_mesh_snapshot_fn)(void *user_data, net_mesh_state *out);
+typedef int (*net_mesh_restore_fn)(void *user_data, const uint8_t *state, size_t state_len);
+
+/*
+ * A daemon instance's functions. Copied by the library when handed over, so it
+ * may live on the stack. name (borrowed, copied; NULL = "") is the daemon's
+ * name. process is required. snapshot NULL = stateless. restore NULL = only an
+ * empty state is accepted. finalize (may be NULL) runs exactly once with the
+ * daemon's user_data when the library drops the daemon: after stop, shutdown,
+ * runtime free, a failed spawn, or when it migrated away; never while another
+ * callback of the same daemon is running.
+ */
+typedef struct net_mesh_daemon_vtable {
+    uint32_t size; /* sizeof(net_mesh_daemon_vtable) */
+    const char *name;
+    net_mesh_process_fn process;
+    net_mesh_snapshot_fn snapshot;
+    net_mesh_restore_fn restore;
+    net_mesh_finalize_fn finalize;
+} net_mesh_daemon_vtable;
+
+/* Fill *vt with zeros and vt->size. NULL is a no-op. */
+void net_mesh_daemon_vtable_init(net_mesh_daemon_vtable *vt);
+
+/*
+ * Build a fresh daemon instance: fill *vtable_out (pre-initialised by the
+ * library with its size) and *daemon_user_data_out; return 0. Any other return
+ * value is a failure (the library reports NET_MESH_ERR_PROCESS_FAILED). Must
+ * be re-callable and thread-safe: a migration target calls it again, on the
+ * runtime's pool or through the executor.
+ */
+typedef int (*net_mesh_factory_create_fn)(void *factory_user_data,
+                                          net_mesh_daemon_vtable *vtable_out,
+                                          void **daemon_user_data_out);
+
+/*
+ * A factory. Copied when handed over. finalize (may be NULL) runs exactly once
+ * with factory_user_data when the library drops the factory (runtime free for
+ * kinds; stop / shutdown for the per-daemon factory of spawn_with_daemon).
+ */
+typedef struct net_mesh_factory {
+    uint32_t size; /* sizeof(net_mesh_factory) */
+    net_mesh_factory_create_fn create;
+    net_mesh_finalize_fn finalize;
+} net_mesh_factory;
+
+/* Fill *f with zeros and f->size. NULL is a no-op. */
+void net_mesh_factory_init(net_mesh_factory *f);
+
+/* Per-daemon configuration; start from net_mesh_daemon_config_init. NULL
+ * wherever a config is taken means defaults. */
+typedef struct net_mesh_daemon_config {
+    uint32_t size;                   /* sizeof(net_mesh_daemon_config) */
+    uint64_t auto_snapshot_interval; /* snapshot every N processed events; 0 = off */
+} net_mesh_daemon_config;
+
+/* Fill *cfg with defaults and cfg->size. NULL is a no-op. */
+void net_mesh_daemon_config_init(net_mesh_daemon_config *cfg);
+
+/* ------------------------------------------------------------------ */
+/* Runtime                                                             */
+/* ------------------------------------------------------------------ */
+
+/* A compute runtime on a node. */
+typedef struct net_mesh_runtime net_mesh_runtime;
+/* A spawned daemon (by origin hash). Freeing the handle does not stop it. */
+typedef struct net_mesh_daemon net_mesh_daemon;
+/* One unit of work handed to the host's executor. */
+typedef struct net_mesh_task net_mesh_task;
+
+/* Runtime options; start from net_mesh_runtime_options_init. */
+typedef struct net_mesh_runtime_options {
+    uint32_t size;       /* sizeof(net_mesh_runtime_options) */
+    uint32_t workers;    /* worker pool threads; 0 = number of CPUs */
+    uint32_t queue_size; /* worker pool queue bound; 0 = 1024 */
+} net_mesh_runtime_options;
+
+/* Fill *opts with defaults and opts->size. NULL is a no-op. */
+void net_mesh_runtime_options_init(net_mesh_runtime_options *opts);
+
+/*
+ * Create a runtime on node (borrowed: the runtime keeps its own reference, so
+ * freeing the node handle first is safe; network operations then fail).
+ * opts may be NULL. The runtime starts in Registering. *out receives a new
+ * handle; net_mesh_runtime_free shuts it down and releases it.
+ * Returns NET_MESH_OK, _BAD_HANDLE (node), _INVALID_ARGUMENT.
+ */
+int net_mesh_runtime_new(net_mesh_node *node, const net_mesh_runtime_options *opts,
+                         net_mesh_runtime **out);
+
+/*
+ * Register a daemon kind (UTF-8). factory is copied; factory_user_data is
+ * consumed, also on error (on error its finalizer has run before return).
+ * Returns NET_MESH_OK, _BAD_HANDLE, _INVALID_ARGUMENT (NULL, bad UTF-8, no
+ * create function), _FACTORY_ALREADY_REGISTERED, _SHUTTING_DOWN.
+ */
+int net_mesh_runtime_register_factory(net_mesh_runtime *rt, const char *kind,
+                                      const net_mesh_factory *factory, void *factory_user_data);
+
+/* Registering → Ready. Idempotent. Returns NET_MESH_OK, _BAD_HANDLE, _SHUTTING_DOWN. */
+int net_mesh_runtime_start(net_mesh_runtime *rt);
+
+/*
+ * → ShuttingDown: stops every daemon (their finalizers run on this thread,
+ * or at the end of a callback still running elsewhere), drops factory entries,
+ * drains the worker pool for up to timeout_ms (0 = wait as long as needed).
+ * Idempotent. Returns NET_MESH_OK, _BAD_HANDLE, _TIMEOUT (pool not drained).
+ */
+int net_mesh_runtime_shutdown(net_mesh_runtime *rt, uint32_t timeout_ms);
+
+/* Writes 1 to *out if the runtime is Ready, else 0. Returns NET_MESH_OK, _BAD_HANDLE, _INVALID_ARGUMENT. */
+int net_mesh_runtime_is_ready(const net_mesh_runtime *rt, int *out);
+
+/* Number of live daemons. Returns NET_MESH_OK, _BAD_HANDLE, _INVALID_ARGUMENT. */
+int net_mesh_runtime_daemon_count(const net_mesh_runtime *rt, uint64_t *out);
+
+/*
+ * Spawn a daemon of kind under identity (borrowed; must hold its secret).
+ * The kind's factory runs exactly once, on this thread. config may be NULL.
+ * out may be NULL; else *out receives a new daemon handle.
+ * Returns NET_MESH_OK, _BAD_HANDLE, _INVALID_ARGUMENT, _NOT_READY,
+ * _SHUTTING_DOWN, _FACTORY_NOT_FOUND, _ALREADY_REGISTERED, _PROCESS_FAILED
+ * (factory failed).
+ */
+int net_mesh_runtime_spawn(net_mesh_runtime *rt, const char *kind, const net_mesh_identity *identity,
+                           const net_mesh_daemon_config *config, net_mesh_daemon **out);
+
+/*
+ * Spawn a daemon instance the caller built: vtable (copied) + daemon_user_data
+ * (consumed, also on error: its finalizer has run before an error returns),
+ * plus a re-callable factory (copied; factory_user_data consumed likewise)
+ * used to rebuild the daemon on a migration target.
+ * Returns as net_mesh_runtime_spawn (without _FACTORY_NOT_FOUND).
+ */
+int net_mesh_runtime_spawn_with_daemon(net_mesh_runtime *rt, const net_mesh_identity *identity,
+                                       const net_mesh_daemon_config *config,
+                                       const net_mesh_daemon_vtable *vtable, void *daemon_user_data,
+                                       const net_mesh_factory *factory, void *factory_user_data,
+                                       net_mesh_daemon **out);
+
+/*
+ * Spawn a daemon of kind restored from snapshot bytes (borrowed; as produced
+ * by net_mesh_runtime_snapshot). The kind is checked first, then that the
+ * snapshot belongs to identity, then `restore` runs on this thread.
+ * Returns as net_mesh_runtime_spawn plus _SNAPSHOT_IDENTITY_MISMATCH,
+ * _RESTORE_FAILED; malformed snapshot bytes give _INVALID_ARGUMENT.
+ */
+int net_mesh_runtime_spawn_from_snapshot(net_mesh_runtime *rt, const char *kind,
+                                         const net_mesh_identity *identity,
+                                         const uint8_t *snapshot, size_t snapshot_len,
+                                         const net_mesh_daemon_config *config,
+                                         net_mesh_daemon **out);
+
+/* spawn_from_snapshot with a caller-built instance; ownership as
+ * net_mesh_runtime_spawn_with_daemon. */
+int net_mesh_runtime_spawn_from_snapshot_with_daemon(
+    net_mesh_runtime *rt, const net_mesh_identity *identity, const uint8_t *snapshot,
+    size_t snapshot_len, const net_mesh_daemon_config *config,
+    const net_mesh_daemon_vtable *vtable, void *daemon_user_data,
+    const net_mesh_factory *factory, void *factory_user_data, net_mesh_daemon **out);
+
+/*
+ * Stop the daemon at origin and drop its factory entry; its finalizer runs
+ * on this thread (or when a callback still running elsewhere returns).
+ * Returns NET_MESH_OK, _BAD_HANDLE, _NOT_READY (Registering),
+ * _DAEMON_NOT_FOUND, _DAEMON_MOVED. During shutdown: NET_MESH_OK.
+ */
+int net_mesh_runtime_stop(net_mesh_runtime *rt, uint64_t origin);
+
+/*
+ * Snapshot the daemon at origin (its `snapshot` callback runs on this thread)
+ * into *out as CDS1 bytes (free with net_mesh_bytes_free). A stateless daemon
+ * gives NET_MESH_OK with out->data == NULL, out->len == 0.
+ * Returns NET_MESH_OK, _BAD_HANDLE, _INVALID_ARGUMENT, _NOT_READY,
+ * _SHUTTING_DOWN, _DAEMON_NOT_FOUND, _DAEMON_MOVED, _CALLBACK_FAILED.
+ */
+int net_mesh_runtime_snapshot(net_mesh_runtime *rt, uint64_t origin, net_mesh_bytes *out);
+
+/*
+ * Deliver event (borrowed) to the daemon at origin; `process` runs on this
+ * thread. *out receives the output events (len 0 and events NULL when none,
+ * or when the daemon is mid-migration and the event was queued); free with
+ * net_mesh_event_list_free. event->payload_len is capped at NET_MESH_MAX_BUFFER.
+ * Returns NET_MESH_OK, _BAD_HANDLE, _INVALID_ARGUMENT, _NOT_READY,
+ * _SHUTTING_DOWN, _DAEMON_NOT_FOUND, _DAEMON_MOVED (see
+ * net_mesh_last_error_moved_to), _PROCESS_FAILED, _NO_MEMORY.
+ */
+int net_mesh_runtime_deliver(net_mesh_runtime *rt, uint64_t origin, const net_mesh_event *event,
+                             net_mesh_event_list *out);
+
+/* One entry of a daemon's subscription ledger. */
+typedef struct net_mesh_subscription {
+    uint64_t publisher;
+    const char *channel;  /* NUL-terminated */
+    const uint8_t *token; /* NULL when token_len is 0 */
+    size_t token_len;
+} net_mesh_subscription;
+
+/* A library-owned list; free with net_mesh_subscription_list_free. */
+typedef struct net_mesh_subscription_list {
+    net_mesh_subscription *items;
+    size_t len;
+    void *reserved_;
+} net_mesh_subscription_list;
+
+/* Release the list and zero *list. NULL and a zeroed list are no-ops. */
+void net_mesh_subscription_list_free(net_mesh_subscription_list *list);
+
+/* The daemon's subscription ledger. Returns NET_MESH_OK, _BAD_HANDLE,
+ * _INVALID_ARGUMENT, _DAEMON_NOT_FOUND, _DAEMON_MOVED. */
+int net_mesh_runtime_subscriptions(const net_mesh_runtime *rt, uint64_t origin,
+                                   net_mesh_subscription_list *out);
+
+/*
+ * Subscribe the daemon at origin to channel on publisher (token borrowed, may
+ * be NULL/0). The node's wire call goes first; the ledger changes only if it
+ * succeeded. timeout_ms 0 = the node's membership timeout.
+ * Returns NET_MESH_OK, _BAD_HANDLE, _INVALID_ARGUMENT, _NOT_READY,
+ * _SHUTTING_DOWN, _DAEMON_NOT_FOUND, _DAEMON_MOVED, _TIMEOUT, _PROCESS_FAILED
+ * (the publisher refused or is unreachable).
+ */
+int net_mesh_runtime_subscribe(net_mesh_runtime *rt, uint64_t origin, uint64_t publisher,
+                               const char *channel, const uint8_t *token, size_t token_len,
+                               uint32_t timeout_ms);
+
+/* Reverse of net_mesh_runtime_subscribe; same statuses. */
+int net_mesh_runtime_unsubscribe(net_mesh_runtime *rt, uint64_t origin, uint64_t publisher,
+                                 const char *channel, uint32_t timeout_ms);
+
+/*
+ * Let this node receive the daemon at origin by migration (a placeholder
+ * entry; the identity arrives sealed in the snapshot). config may be NULL.
+ * Returns NET_MESH_OK, _BAD_HANDLE, _INVALID_ARGUMENT, _SHUTTING_DOWN,
+ * _FACTORY_NOT_FOUND, _ALREADY_REGISTERED.
+ */
+int net_mesh_runtime_expect_migration(net_mesh_runtime *rt, const char *kind, uint64_t origin,
+                                      const net_mesh_daemon_config *config);
+
+/* Like expect_migration with the full identity (borrowed), for migrations
+ * without an envelope. Same statuses. */
+int net_mesh_runtime_register_migration_target_identity(net_mesh_runtime *rt, const char *kind,
+                                                        const net_mesh_identity *identity,
+                                                        const net_mesh_daemon_config *config);
+
+/* A host task for net_mesh_runtime_submit. */
+typedef void (*net_mesh_task_fn)(void *user_data);
+
+/*
+ * Run callback(user_data) on the runtime's worker pool (through the executor
+ * if one is set), then finalize(user_data). Never blocks; callable from any
+ * thread, including threads the host created. user_data is consumed, also
+ * on error. Returns NET_MESH_OK, _BAD_HANDLE, _INVALID_ARGUMENT (callback
+ * NULL), _NOT_READY, _SHUTTING_DOWN, _INTERNAL (queue full).
+ */
+int net_mesh_runtime_submit(net_mesh_runtime *rt, net_mesh_task_fn callback, void *user_data,
+                            net_mesh_finalize_fn finalize);
+
+/*
+ * The host's executor: post task to a thread of the host's choice, which
+ * must then call net_mesh_task_run(task) exactly once. post may run on any
+ * thread and must not block waiting for the task.
+ */
+typedef void (*net_mesh_executor_post_fn)(void *user_data, net_mesh_task *task);
+
+/*
+ * Install (post NULL: remove) the executor through which network-initiated
+ * daemon callbacks and submitted tasks run. The previous executor's finalizer
+ * runs once no post of it is in flight; finalize is consumed, also on error.
+ * Returns NET_MESH_OK, _BAD_HANDLE.
+ */
+int net_mesh_runtime_set_executor(net_mesh_runtime *rt, net_mesh_executor_post_fn post,
+                                  void *user_data, net_mesh_finalize_fn finalize);
+
+/*
+ * Run a posted task on the calling thread and release it (the task is
+ * consumed). Returns NET_MESH_OK, _BAD_HANDLE (NULL, already run, not a task).
+ */
+int net_mesh_task_run(net_mesh_task *task);
+
+/* Shut the runtime down (waiting for the pool) and release the handle;
+ * finalizers of factories and the executor run on this thread. NULL / freed: no-op. */
+void net_mesh_runtime_free(net_mesh_runtime *rt);
+
+/* ------------------------------------------------------------------ */
+/* Daemon handles                                                      */
+/* ------------------------------------------------------------------ */
+
+/* Daemon counters (reset on restore). */
+typedef struct net_mesh_daemon_stats {
+    uint32_t size; /* set by the caller: sizeof(net_mesh_daemon_stats) */
+    uint64_t events_processed;
+    uint64_t events_emitted;
+    uint64_t errors;
+    uint64_t snapshots_taken;
+} net_mesh_daemon_stats;
+
+/* Returns NET_MESH_OK, _BAD_HANDLE, _INVALID_ARGUMENT. */
+int net_mesh_daemon_origin_hash(const net_mesh_daemon *d, uint64_t *out);
+
+/* 32-byte entity id into out (caller-owned). Returns NET_MESH_OK, _BAD_HANDLE, _INVALID_ARGUMENT. */
+int net_mesh_daemon_entity_id(const net_mesh_daemon *d, uint8_t *out);
+
+/* The daemon's counters; out->size set by the caller. Returns NET_MESH_OK,
+ * _BAD_HANDLE, _INVALID_ARGUMENT, _DAEMON_NOT_FOUND, _DAEMON_MOVED. */
+int net_mesh_daemon_stats_get(const net_mesh_daemon *d, net_mesh_daemon_stats *out);
+
+/* Release the handle (the daemon keeps running). NULL / freed: no-op. */
+void net_mesh_daemon_free(net_mesh_daemon *d);
+
+/* ------------------------------------------------------------------ */
+/* Migration (reserved)                                                */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A live migration in progress. The functions arrive with core/migration;
+ * these names are reserved for them and for nothing else:
+ *   net_mesh_migration_options_init, net_mesh_runtime_start_migration,
+ *   net_mesh_migration_phase, net_mesh_migration_wait,
+ *   net_mesh_migration_cancel, net_mesh_migration_on_progress,
+ *   net_mesh_migration_free, net_mesh_runtime_set_output_sink,
+ *   and the constants NET_MESH_MIGRATION_PHASE_*.
+ */
+typedef struct net_mesh_migration net_mesh_migration;
+
 #ifdef __cplusplus
 }
 #endif

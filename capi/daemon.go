@@ -1,0 +1,304 @@
+package main
+
+/*
+#include "capi.h"
+*/
+import "C"
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/netmesh/libnetmesh/core/causal"
+	"github.com/netmesh/libnetmesh/core/compute"
+)
+
+// life owns one host user_data and its finalizer. Callbacks bracket
+// themselves with enter/exit; close marks it dead. The finalizer runs exactly
+// once: at close if nothing is in flight, else when the last in-flight call
+// exits — so it never runs while a callback of the same object is running,
+// and a callback that stops its own daemon does not deadlock.
+type life struct {
+	st   atomic.Int64 // in-flight calls | closedBit
+	done atomic.Bool
+	fin  C.net_mesh_finalize_fn
+	ud   C.uintptr_t
+}
+
+const closedBit = int64(1) << 62
+
+func newLife(fin C.net_mesh_finalize_fn, ud C.uintptr_t) *life {
+	return &life{fin: fin, ud: ud}
+}
+
+func (l *life) enter() bool {
+	for {
+		v := l.st.Load()
+		if v&closedBit != 0 {
+			return false
+		}
+		if l.st.CompareAndSwap(v, v+1) {
+			return true
+		}
+	}
+}
+
+func (l *life) exit() {
+	if l.st.Add(-1) == closedBit {
+		l.finalize()
+	}
+}
+
+func (l *life) close() {
+	if old := l.st.Or(closedBit); old == 0 {
+		l.finalize()
+	}
+}
+
+func (l *life) finalize() {
+	if l.done.CompareAndSwap(false, true) && l.fin != nil {
+		C.nm_call_finalize(l.fin, l.ud)
+	}
+}
+
+// cDaemon is a compute.Daemon whose methods are C function pointers.
+type cDaemon struct {
+	name     string
+	process  C.net_mesh_process_fn
+	snapshot C.net_mesh_snapshot_fn
+	restore  C.net_mesh_restore_fn
+	life     *life
+}
+
+var errStopped = errf(statusDaemonNotFound, "daemon was stopped")
+
+// newCDaemon copies a host vtable. The safety net: if the library loses
+// track of a daemon (dropped by core without telling capi), its finalizer
+// still runs once the Go wrapper is garbage.
+func newCDaemon(vt *C.net_mesh_daemon_vtable, l *life) *cDaemon {
+	d := &cDaemon{process: vt.process, snapshot: vt.snapshot, restore: vt.restore, life: l}
+	if vt.name != nil {
+		d.name = C.GoString(vt.name)
+	}
+	runtime.AddCleanup(d, func(l *life) { l.close() }, d.life)
+	return d
+}
+
+// checkVtable validates a host vtable before anything is copied.
+func checkVtable(vt *C.net_mesh_daemon_vtable) error {
+	if vt == nil {
+		return errf(statusInvalidArgument, "daemon vtable is NULL")
+	}
+	if vt.size < C.uint32_t(unsafe.Sizeof(C.net_mesh_daemon_vtable{})) {
+		return errf(statusInvalidArgument, "daemon vtable size %d is smaller than %d", uint32(vt.size), unsafe.Sizeof(C.net_mesh_daemon_vtable{}))
+	}
+	if vt.process == nil {
+		return errf(statusInvalidArgument, "daemon vtable has no process function")
+	}
+	if vt.name != nil {
+		if _, err := goString("daemon name", (*C.nm_cchar)(vt.name)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (d *cDaemon) Name() string           { return d.name }
+func (d *cDaemon) Requirements() []string { return nil }
+
+func cbError(what string, rc C.int, msg *C.char) error {
+	if msg != nil {
+		s := C.GoString(msg)
+		C.free(unsafe.Pointer(msg))
+		return errf(statusCallbackFailed, "%s callback failed (%d): %s", what, int(rc), s)
+	}
+	return errf(statusCallbackFailed, "%s callback failed (%d)", what, int(rc))
+}
+
+// resultBytes views a writer result's bytes; free releases a heap buffer.
+func resultBytes(r *C.nm_buf_result) []byte {
+	if r.len == 0 {
+		return nil
+	}
+	if r.heap != nil {
+		return unsafe.Slice((*byte)(unsafe.Pointer(r.heap)), int(r.len))
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(&r.inl[0])), int(r.len))
+}
+
+func (d *cDaemon) Process(ev causal.Event) ([][]byte, error) {
+	if !d.life.enter() {
+		return nil, errStopped
+	}
+	defer d.life.exit()
+	var p *C.uint8_t
+	if len(ev.Payload) > 0 {
+		p = (*C.uint8_t)(unsafe.Pointer(&ev.Payload[0]))
+	}
+	r := C.nm_call_process(d.process, d.life.ud, C.uint64_t(ev.Link.Origin), C.uint64_t(ev.Link.Horizon),
+		C.uint64_t(ev.Link.Sequence), C.uint64_t(ev.Link.Parent), p, C.size_t(len(ev.Payload)), C.uint64_t(ev.ReceivedAt))
+	if r.heap != nil {
+		defer C.free(unsafe.Pointer(r.heap))
+	}
+	if r.rc != 0 {
+		return nil, cbError("process", r.rc, r.err)
+	}
+	if r.count == 0 {
+		return nil, nil
+	}
+	// Records are [u64 len][bytes]; copy them all into one Go allocation.
+	raw := resultBytes(&r)
+	data := make([]byte, len(raw)-8*int(r.count))
+	outs := make([][]byte, 0, int(r.count))
+	off, at := 0, 0
+	for i := 0; i < int(r.count); i++ {
+		n := int(*(*uint64)(unsafe.Pointer(&raw[off])))
+		off += 8
+		copy(data[at:], raw[off:off+n])
+		outs = append(outs, data[at:at+n:at+n])
+		off += n
+		at += n
+	}
+	return outs, nil
+}
+
+func (d *cDaemon) Snapshot() ([]byte, error) {
+	if d.snapshot == nil {
+		return nil, nil
+	}
+	if !d.life.enter() {
+		return nil, errStopped
+	}
+	defer d.life.exit()
+	r := C.nm_call_snapshot(d.snapshot, d.life.ud)
+	if r.heap != nil {
+		defer C.free(unsafe.Pointer(r.heap))
+	}
+	if r.rc != 0 {
+		return nil, cbError("snapshot", r.rc, r.err)
+	}
+	if r.count == 0 {
+		return nil, nil // stateless
+	}
+	return append([]byte{}, resultBytes(&r)...), nil
+}
+
+func (d *cDaemon) Restore(state []byte) error {
+	if d.restore == nil {
+		if len(state) == 0 {
+			return nil
+		}
+		return errf(statusRestoreFailed, "daemon has no restore function but the state is %d bytes", len(state))
+	}
+	if !d.life.enter() {
+		return errStopped
+	}
+	defer d.life.exit()
+	var p *C.uint8_t
+	if len(state) > 0 {
+		p = (*C.uint8_t)(unsafe.Pointer(&state[0]))
+	}
+	r := C.nm_call_restore(d.restore, d.life.ud, p, C.size_t(len(state)))
+	if r.rc != 0 {
+		return cbError("restore", r.rc, r.err)
+	}
+	return nil
+}
+
+// cFactory is a host factory: it builds cDaemons.
+type cFactory struct {
+	create C.net_mesh_factory_create_fn
+	life   *life
+}
+
+func checkFactory(f *C.net_mesh_factory) error {
+	if f == nil {
+		return errf(statusInvalidArgument, "factory is NULL")
+	}
+	if f.size < C.uint32_t(unsafe.Sizeof(C.net_mesh_factory{})) {
+		return errf(statusInvalidArgument, "factory size %d is smaller than %d", uint32(f.size), unsafe.Sizeof(C.net_mesh_factory{}))
+	}
+	if f.create == nil {
+		return errf(statusInvalidArgument, "factory has no create function")
+	}
+	return nil
+}
+
+func newCFactory(f *C.net_mesh_factory, l *life) *cFactory {
+	cf := &cFactory{create: f.create, life: l}
+	runtime.AddCleanup(cf, func(l *life) { l.close() }, cf.life)
+	return cf
+}
+
+// build is the compute.Factory.
+func (f *cFactory) build() (compute.Daemon, error) {
+	if !f.life.enter() {
+		return nil, errf(statusShuttingDown, "factory was released")
+	}
+	defer f.life.exit()
+	r := C.nm_call_create(f.create, f.life.ud)
+	if r.rc != 0 {
+		return nil, cbError("factory create", r.rc, r.err)
+	}
+	if err := checkVtable(&r.vt); err != nil {
+		// The instance is unusable, but it was handed over: release it.
+		newLife(r.vt.finalize, C.uintptr_t(r.ud)).close()
+		return nil, err
+	}
+	d := newCDaemon(&r.vt, newLife(r.vt.finalize, C.uintptr_t(r.ud)))
+	noteBuilt(d)
+	return d, nil
+}
+
+// Spawn bookkeeping. compute's Factory takes no arguments, so a spawn export
+// learns which instance the kind's factory built through a slot keyed by the
+// OS thread: an export runs on its C caller's thread from start to end and
+// compute calls the factory synchronously inside Spawn, so the build lands
+// in the slot of the export that asked for it. Builds on other threads (a
+// migration target's pool) find no slot and rely on the GC safety net.
+var spawnSlots struct {
+	sync.Mutex
+	m map[C.uintptr_t]*[]*cDaemon
+}
+
+// spawnSlot is one open slot; prev is the slot of an enclosing spawn on the
+// same thread (a callback that spawns), restored on close.
+type spawnSlot struct {
+	key   C.uintptr_t
+	built *[]*cDaemon
+	prev  *[]*cDaemon
+}
+
+func openSpawnSlot() spawnSlot {
+	s := spawnSlot{key: C.nm_thread_key(), built: new([]*cDaemon)}
+	spawnSlots.Lock()
+	if spawnSlots.m == nil {
+		spawnSlots.m = make(map[C.uintptr_t]*[]*cDaemon)
+	}
+	s.prev = spawnSlots.m[s.key]
+	spawnSlots.m[s.key] = s.built
+	spawnSlots.Unlock()
+	return s
+}
+
+func (s spawnSlot) close() []*cDaemon {
+	spawnSlots.Lock()
+	if s.prev != nil {
+		spawnSlots.m[s.key] = s.prev
+	} else {
+		delete(spawnSlots.m, s.key)
+	}
+	spawnSlots.Unlock()
+	return *s.built
+}
+
+func noteBuilt(d *cDaemon) {
+	key := C.nm_thread_key()
+	spawnSlots.Lock()
+	if b := spawnSlots.m[key]; b != nil {
+		*b = append(*b, d)
+	}
+	spawnSlots.Unlock()
+}

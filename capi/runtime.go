@@ -1,0 +1,781 @@
+package main
+
+/*
+#include "capi.h"
+*/
+import "C"
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/netmesh/libnetmesh/core/causal"
+	"github.com/netmesh/libnetmesh/core/compute"
+	"github.com/netmesh/libnetmesh/core/identity"
+)
+
+// rtObj is what a net_mesh_runtime handle holds.
+type rtObj struct {
+	rt   *compute.Runtime
+	node *nodeObj
+
+	// owned: host objects this runtime must finalize when their daemon goes
+	// (stop, shutdown, free). kinds: the kind factories, finalized at free.
+	mu    sync.Mutex
+	owned map[uint64]ownedDaemon
+	kinds []*cFactory
+
+	exec atomic.Pointer[executor]
+}
+
+type ownedDaemon struct {
+	d *cDaemon
+	f *cFactory // the re-callable factory of spawn_with_daemon; nil for kinds
+}
+
+func (o ownedDaemon) release() {
+	if o.d != nil {
+		o.d.life.close()
+	}
+	if o.f != nil {
+		o.f.life.close()
+	}
+}
+
+func runtimeOf(h unsafe.Pointer) (*rtObj, error) {
+	v, err := lookup(h, kindRuntime)
+	if err != nil {
+		return nil, err
+	}
+	return v.(*rtObj), nil
+}
+
+func daemonConfig(c *C.nm_cconfig) (compute.DaemonConfig, error) {
+	if c == nil {
+		return compute.DaemonConfig{}, nil
+	}
+	if c.size < C.uint32_t(unsafe.Sizeof(C.net_mesh_daemon_config{})) {
+		return compute.DaemonConfig{}, errf(statusInvalidArgument, "daemon config size %d is smaller than %d", uint32(c.size), unsafe.Sizeof(C.net_mesh_daemon_config{}))
+	}
+	return compute.DaemonConfig{AutoSnapshotInterval: uint64(c.auto_snapshot_interval)}, nil
+}
+
+// spawnIdentity resolves a spawn's identity: a live handle holding a secret.
+func spawnIdentity(h *C.nm_cidentity) (*identity.Keypair, error) {
+	k, err := identityOf(h)
+	if err != nil {
+		return nil, err
+	}
+	if k.IsReadOnly() {
+		return nil, errf(statusInvalidArgument, "identity is public-only: a daemon needs its secret key")
+	}
+	return k, nil
+}
+
+func decodeSnapshot(p *C.nm_cu8, n C.size_t) (*causal.Snapshot, error) {
+	b, err := borrowChecked("snapshot", p, n)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) == 0 {
+		return nil, errf(statusInvalidArgument, "snapshot is empty")
+	}
+	return causal.DecodeSnapshot(b)
+}
+
+//export net_mesh_runtime_new
+func net_mesh_runtime_new(nodeH *C.net_mesh_node, opts *C.nm_crtopts, out **C.net_mesh_runtime) (rc C.int) {
+	defer guard(&rc)
+	if out == nil {
+		return fail(errNilOut)
+	}
+	n, err := nodeOf(unsafe.Pointer(nodeH))
+	if err != nil {
+		return fail(err)
+	}
+	o := []compute.Option{compute.WithLogger(coreLog)}
+	if opts != nil {
+		if opts.size < C.uint32_t(unsafe.Sizeof(C.net_mesh_runtime_options{})) {
+			return fail(errf(statusInvalidArgument, "runtime options size %d is smaller than %d", uint32(opts.size), unsafe.Sizeof(C.net_mesh_runtime_options{})))
+		}
+		if opts.workers > 0 {
+			o = append(o, compute.WithWorkers(int(opts.workers)))
+		}
+		if opts.queue_size > 0 {
+			o = append(o, compute.WithQueueSize(int(opts.queue_size)))
+		}
+	}
+	r := &rtObj{rt: compute.NewRuntime(n.n, o...), node: n, owned: make(map[uint64]ownedDaemon)}
+	*out = (*C.net_mesh_runtime)(mint(kindRuntime, r))
+	return statusOK
+}
+
+//export net_mesh_runtime_register_factory
+func net_mesh_runtime_register_factory(h *C.net_mesh_runtime, kind *C.nm_cchar, f *C.nm_cfactory, fud unsafe.Pointer) (rc C.int) {
+	defer guard(&rc)
+	var cf *cFactory
+	if f != nil {
+		// Consumed also on error: from here on the finalizer runs exactly once.
+		cf = &cFactory{create: f.create, life: newLife(f.finalize, C.uintptr_t(uintptr(fud)))}
+	}
+	release := func(err error) C.int {
+		if cf != nil {
+			cf.life.close()
+		}
+		return fail(err)
+	}
+	r, err := runtimeOf(unsafe.Pointer(h))
+	if err != nil {
+		return release(err)
+	}
+	k, err := goString("kind", kind)
+	if err != nil {
+		return release(err)
+	}
+	if err := checkFactory((*C.net_mesh_factory)(f)); err != nil {
+		return release(err)
+	}
+	if err := r.rt.RegisterFactory(k, cf.build); err != nil {
+		return release(err)
+	}
+	r.mu.Lock()
+	r.kinds = append(r.kinds, cf)
+	r.mu.Unlock()
+	return statusOK
+}
+
+//export net_mesh_runtime_start
+func net_mesh_runtime_start(h *C.net_mesh_runtime) (rc C.int) {
+	defer guard(&rc)
+	r, err := runtimeOf(unsafe.Pointer(h))
+	if err != nil {
+		return fail(err)
+	}
+	if err := r.rt.Start(context.Background()); err != nil {
+		return fail(err)
+	}
+	return statusOK
+}
+
+func (r *rtObj) shutdown(timeout time.Duration) error {
+	ctx := context.Background()
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	err := r.rt.Shutdown(ctx)
+	r.mu.Lock()
+	owned := r.owned
+	r.owned = make(map[uint64]ownedDaemon)
+	r.mu.Unlock()
+	for _, o := range owned {
+		o.release()
+	}
+	return err
+}
+
+//export net_mesh_runtime_shutdown
+func net_mesh_runtime_shutdown(h *C.net_mesh_runtime, timeoutMS C.uint32_t) (rc C.int) {
+	defer guard(&rc)
+	r, err := runtimeOf(unsafe.Pointer(h))
+	if err != nil {
+		return fail(err)
+	}
+	if err := r.shutdown(time.Duration(timeoutMS) * time.Millisecond); err != nil {
+		return fail(err)
+	}
+	return statusOK
+}
+
+// freeTimeout bounds the pool drain of net_mesh_runtime_free, so a host
+// that frees a runtime from the thread its executor needs cannot hang.
+const freeTimeout = 5 * time.Second
+
+//export net_mesh_runtime_free
+func net_mesh_runtime_free(h *C.net_mesh_runtime) {
+	defer guardVoid()
+	v, ok := release(unsafe.Pointer(h), kindRuntime)
+	if !ok {
+		return
+	}
+	r := v.(*rtObj)
+	_ = r.shutdown(freeTimeout)
+	r.mu.Lock()
+	kinds := r.kinds
+	r.kinds = nil
+	r.mu.Unlock()
+	for _, f := range kinds {
+		f.life.close()
+	}
+	r.rt.SetExecutor(nil)
+	if e := r.exec.Swap(nil); e != nil {
+		e.life.close()
+	}
+}
+
+//export net_mesh_runtime_is_ready
+func net_mesh_runtime_is_ready(h *C.nm_cruntime, out *C.int) (rc C.int) {
+	defer guard(&rc)
+	r, err := runtimeOf(unsafe.Pointer(h))
+	if err != nil {
+		return fail(err)
+	}
+	if out == nil {
+		return fail(errNilOut)
+	}
+	*out = 0
+	if r.rt.IsReady() {
+		*out = 1
+	}
+	return statusOK
+}
+
+//export net_mesh_runtime_daemon_count
+func net_mesh_runtime_daemon_count(h *C.nm_cruntime, out *C.uint64_t) (rc C.int) {
+	defer guard(&rc)
+	r, err := runtimeOf(unsafe.Pointer(h))
+	if err != nil {
+		return fail(err)
+	}
+	if out == nil {
+		return fail(errNilOut)
+	}
+	*out = C.uint64_t(r.rt.DaemonCount())
+	return statusOK
+}
+
+// finishSpawn records what the runtime must finalize for a new daemon and
+// mints its handle (if asked for).
+func (r *rtObj) finishSpawn(dh *compute.DaemonHandle, o ownedDaemon, out **C.net_mesh_daemon) {
+	r.mu.Lock()
+	if prev, ok := r.owned[dh.OriginHash()]; ok {
+		// Not expected (the origin was free), but never leak a finalizer.
+		defer prev.release()
+	}
+	r.owned[dh.OriginHash()] = o
+	r.mu.Unlock()
+	if out != nil {
+		*out = (*C.net_mesh_daemon)(mint(kindDaemon, dh))
+	}
+}
+
+// spawnByKind runs a kind spawn and tracks the instance the factory built.
+func (r *rtObj) spawnByKind(do func() (*compute.DaemonHandle, error), out **C.net_mesh_daemon) C.int {
+	slot := openSpawnSlot()
+	dh, err := do()
+	built := slot.close()
+	if err != nil {
+		for _, d := range built {
+			d.life.close()
+		}
+		return fail(err)
+	}
+	var o ownedDaemon
+	if len(built) > 0 {
+		o.d = built[len(built)-1]
+		for _, d := range built[:len(built)-1] {
+			d.life.close()
+		}
+	}
+	r.finishSpawn(dh, o, out)
+	return statusOK
+}
+
+//export net_mesh_runtime_spawn
+func net_mesh_runtime_spawn(h *C.net_mesh_runtime, kind *C.nm_cchar, id *C.nm_cidentity, cfg *C.nm_cconfig, out **C.net_mesh_daemon) (rc C.int) {
+	defer guard(&rc)
+	r, err := runtimeOf(unsafe.Pointer(h))
+	if err != nil {
+		return fail(err)
+	}
+	k, err := goString("kind", kind)
+	if err != nil {
+		return fail(err)
+	}
+	kp, err := spawnIdentity(id)
+	if err != nil {
+		return fail(err)
+	}
+	c, err := daemonConfig(cfg)
+	if err != nil {
+		return fail(err)
+	}
+	return r.spawnByKind(func() (*compute.DaemonHandle, error) {
+		return r.rt.Spawn(context.Background(), k, kp, c)
+	}, out)
+}
+
+//export net_mesh_runtime_spawn_from_snapshot
+func net_mesh_runtime_spawn_from_snapshot(h *C.net_mesh_runtime, kind *C.nm_cchar, id *C.nm_cidentity, snap *C.nm_cu8, snapLen C.size_t, cfg *C.nm_cconfig, out **C.net_mesh_daemon) (rc C.int) {
+	defer guard(&rc)
+	r, err := runtimeOf(unsafe.Pointer(h))
+	if err != nil {
+		return fail(err)
+	}
+	k, err := goString("kind", kind)
+	if err != nil {
+		return fail(err)
+	}
+	kp, err := spawnIdentity(id)
+	if err != nil {
+		return fail(err)
+	}
+	c, err := daemonConfig(cfg)
+	if err != nil {
+		return fail(err)
+	}
+	s, err := decodeSnapshot(snap, snapLen)
+	if err != nil {
+		return fail(err)
+	}
+	return r.spawnByKind(func() (*compute.DaemonHandle, error) {
+		return r.rt.SpawnFromSnapshot(context.Background(), k, kp, s, c)
+	}, out)
+}
+
+// hostInstance takes ownership of a caller-built daemon and its factory:
+// consumed also on error, so failAll runs both finalizers. err reports an
+// unusable vtable or factory (then d and cf are nil).
+func hostInstance(vt *C.nm_cvtable, dud unsafe.Pointer, f *C.nm_cfactory, fud unsafe.Pointer) (d *cDaemon, cf *cFactory, failAll func(error) C.int, err error) {
+	var dl, fl *life
+	if vt != nil {
+		dl = newLife(vt.finalize, C.uintptr_t(uintptr(dud)))
+	}
+	if f != nil {
+		fl = newLife(f.finalize, C.uintptr_t(uintptr(fud)))
+	}
+	failAll = func(err error) C.int {
+		if dl != nil {
+			dl.close()
+		}
+		if fl != nil {
+			fl.close()
+		}
+		return fail(err)
+	}
+	if err := checkVtable((*C.net_mesh_daemon_vtable)(vt)); err != nil {
+		return nil, nil, failAll, err
+	}
+	if err := checkFactory((*C.net_mesh_factory)(f)); err != nil {
+		return nil, nil, failAll, err
+	}
+	return newCDaemon((*C.net_mesh_daemon_vtable)(vt), dl), newCFactory((*C.net_mesh_factory)(f), fl), failAll, nil
+}
+
+func (r *rtObj) spawnInstance(do func(d *cDaemon, f *cFactory) (*compute.DaemonHandle, error), vt *C.nm_cvtable, dud unsafe.Pointer, f *C.nm_cfactory, fud unsafe.Pointer, out **C.net_mesh_daemon) C.int {
+	d, cf, failAll, err := hostInstance(vt, dud, f, fud)
+	if err != nil {
+		return failAll(err)
+	}
+	dh, err := do(d, cf)
+	if err != nil {
+		return failAll(err)
+	}
+	r.finishSpawn(dh, ownedDaemon{d: d, f: cf}, out)
+	return statusOK
+}
+
+//export net_mesh_runtime_spawn_with_daemon
+func net_mesh_runtime_spawn_with_daemon(h *C.net_mesh_runtime, id *C.nm_cidentity, cfg *C.nm_cconfig, vt *C.nm_cvtable, dud unsafe.Pointer, f *C.nm_cfactory, fud unsafe.Pointer, out **C.net_mesh_daemon) (rc C.int) {
+	defer guard(&rc)
+	pre := func() (*rtObj, *identity.Keypair, compute.DaemonConfig, error) {
+		r, err := runtimeOf(unsafe.Pointer(h))
+		if err != nil {
+			return nil, nil, compute.DaemonConfig{}, err
+		}
+		kp, err := spawnIdentity(id)
+		if err != nil {
+			return nil, nil, compute.DaemonConfig{}, err
+		}
+		c, err := daemonConfig(cfg)
+		return r, kp, c, err
+	}
+	r, kp, c, err := pre()
+	if err != nil {
+		_, _, failAll, _ := hostInstance(vt, dud, f, fud)
+		return failAll(err)
+	}
+	return r.spawnInstance(func(d *cDaemon, cf *cFactory) (*compute.DaemonHandle, error) {
+		return r.rt.SpawnWithDaemon(context.Background(), kp, c, d, cf.build)
+	}, vt, dud, f, fud, out)
+}
+
+//export net_mesh_runtime_spawn_from_snapshot_with_daemon
+func net_mesh_runtime_spawn_from_snapshot_with_daemon(h *C.net_mesh_runtime, id *C.nm_cidentity, snap *C.nm_cu8, snapLen C.size_t, cfg *C.nm_cconfig, vt *C.nm_cvtable, dud unsafe.Pointer, f *C.nm_cfactory, fud unsafe.Pointer, out **C.net_mesh_daemon) (rc C.int) {
+	defer guard(&rc)
+	pre := func() (*rtObj, *identity.Keypair, compute.DaemonConfig, *causal.Snapshot, error) {
+		r, err := runtimeOf(unsafe.Pointer(h))
+		if err != nil {
+			return nil, nil, compute.DaemonConfig{}, nil, err
+		}
+		kp, err := spawnIdentity(id)
+		if err != nil {
+			return nil, nil, compute.DaemonConfig{}, nil, err
+		}
+		c, err := daemonConfig(cfg)
+		if err != nil {
+			return nil, nil, c, nil, err
+		}
+		s, err := decodeSnapshot(snap, snapLen)
+		return r, kp, c, s, err
+	}
+	r, kp, c, s, err := pre()
+	if err != nil {
+		_, _, failAll, _ := hostInstance(vt, dud, f, fud)
+		return failAll(err)
+	}
+	return r.spawnInstance(func(d *cDaemon, cf *cFactory) (*compute.DaemonHandle, error) {
+		return r.rt.SpawnFromSnapshotWithDaemon(context.Background(), kp, s, c, d, cf.build)
+	}, vt, dud, f, fud, out)
+}
+
+//export net_mesh_runtime_stop
+func net_mesh_runtime_stop(h *C.net_mesh_runtime, origin C.uint64_t) (rc C.int) {
+	defer guard(&rc)
+	r, err := runtimeOf(unsafe.Pointer(h))
+	if err != nil {
+		return fail(err)
+	}
+	if err := r.rt.Stop(context.Background(), uint64(origin)); err != nil {
+		return fail(err)
+	}
+	r.mu.Lock()
+	o, ok := r.owned[uint64(origin)]
+	delete(r.owned, uint64(origin))
+	r.mu.Unlock()
+	if ok {
+		o.release()
+	}
+	return statusOK
+}
+
+//export net_mesh_runtime_snapshot
+func net_mesh_runtime_snapshot(h *C.net_mesh_runtime, origin C.uint64_t, out *C.net_mesh_bytes) (rc C.int) {
+	defer guard(&rc)
+	r, err := runtimeOf(unsafe.Pointer(h))
+	if err != nil {
+		return fail(err)
+	}
+	if out == nil {
+		return fail(errNilOut)
+	}
+	s, err := r.rt.Snapshot(context.Background(), uint64(origin))
+	if err != nil {
+		return fail(err)
+	}
+	if s == nil {
+		out.data, out.len = nil, 0
+		return statusOK
+	}
+	if err := fillBytes(out, s.Encode()); err != nil {
+		return fail(err)
+	}
+	return statusOK
+}
+
+// eventBufs recycles the slices deliver collects outputs in.
+var eventBufs = sync.Pool{New: func() any { s := make([]causal.Event, 0, 4); return &s }}
+
+//export net_mesh_runtime_deliver
+func net_mesh_runtime_deliver(h *C.net_mesh_runtime, origin C.uint64_t, ev *C.nm_cevent, out *C.net_mesh_event_list) (rc C.int) {
+	defer guard(&rc)
+	r, err := runtimeOf(unsafe.Pointer(h))
+	if err != nil {
+		return fail(err)
+	}
+	if ev == nil || out == nil {
+		return fail(errf(statusInvalidArgument, "event or output list is NULL"))
+	}
+	payload, err := borrowChecked("event payload", (*C.nm_cu8)(ev.payload), ev.payload_len)
+	if err != nil {
+		return fail(err)
+	}
+	in := causal.Event{
+		Link: causal.Link{Origin: uint64(ev.link.origin_hash), Horizon: uint64(ev.link.horizon),
+			Sequence: uint64(ev.link.sequence), Parent: uint64(ev.link.parent_hash)},
+		Payload:    payload,
+		ReceivedAt: uint64(ev.received_at),
+	}
+	bp := eventBufs.Get().(*[]causal.Event)
+	outs, err := r.rt.DeliverAppend((*bp)[:0], uint64(origin), in)
+	defer func() {
+		clear(outs)
+		*bp = outs[:0]
+		eventBufs.Put(bp)
+	}()
+	if err != nil {
+		return fail(err)
+	}
+	if err := fillEventList(out, outs); err != nil {
+		return fail(err)
+	}
+	return statusOK
+}
+
+// fillEventList copies events into one C allocation: the event array, then
+// the payloads.
+func fillEventList(out *C.net_mesh_event_list, evs []causal.Event) error {
+	out.events, out.len, out.reserved_ = nil, 0, nil
+	if len(evs) == 0 {
+		return nil
+	}
+	head := len(evs) * int(unsafe.Sizeof(C.net_mesh_event{}))
+	size := head
+	for _, e := range evs {
+		size += len(e.Payload)
+	}
+	p := C.nm_malloc(C.size_t(size))
+	if p == nil {
+		return errf(statusNoMemory, "cannot allocate %d bytes for %d output events", size, len(evs))
+	}
+	arr := unsafe.Slice((*C.net_mesh_event)(p), len(evs))
+	data := unsafe.Slice((*byte)(p), size)
+	at := head
+	for i, e := range evs {
+		ce := &arr[i]
+		ce.link.origin_hash = C.uint64_t(e.Link.Origin)
+		ce.link.horizon = C.uint64_t(e.Link.Horizon)
+		ce.link.sequence = C.uint64_t(e.Link.Sequence)
+		ce.link.parent_hash = C.uint64_t(e.Link.Parent)
+		ce.received_at = C.uint64_t(e.ReceivedAt)
+		ce.payload_len = C.size_t(len(e.Payload))
+		ce.payload = nil
+		if len(e.Payload) > 0 {
+			ce.payload = (*C.uint8_t)(unsafe.Pointer(&data[at]))
+			at += copy(data[at:], e.Payload)
+		}
+	}
+	out.events, out.len, out.reserved_ = &arr[0], C.size_t(len(evs)), p
+	return nil
+}
+
+//export net_mesh_runtime_subscriptions
+func net_mesh_runtime_subscriptions(h *C.nm_cruntime, origin C.uint64_t, out *C.net_mesh_subscription_list) (rc C.int) {
+	defer guard(&rc)
+	r, err := runtimeOf(unsafe.Pointer(h))
+	if err != nil {
+		return fail(err)
+	}
+	if out == nil {
+		return fail(errNilOut)
+	}
+	bs, err := r.rt.Subscriptions(uint64(origin))
+	if err != nil {
+		return fail(err)
+	}
+	out.items, out.len, out.reserved_ = nil, 0, nil
+	if len(bs) == 0 {
+		return statusOK
+	}
+	head := len(bs) * int(unsafe.Sizeof(C.net_mesh_subscription{}))
+	size := head
+	for _, b := range bs {
+		size += len(b.Channel) + 1 + len(b.Token)
+	}
+	p := C.nm_malloc(C.size_t(size))
+	if p == nil {
+		return fail(errf(statusNoMemory, "cannot allocate %d bytes", size))
+	}
+	arr := unsafe.Slice((*C.net_mesh_subscription)(p), len(bs))
+	data := unsafe.Slice((*byte)(p), size)
+	at := head
+	for i, b := range bs {
+		it := &arr[i]
+		it.publisher = C.uint64_t(b.Publisher)
+		it.channel = (*C.char)(unsafe.Pointer(&data[at]))
+		at += copy(data[at:], b.Channel)
+		data[at] = 0
+		at++
+		it.token, it.token_len = nil, C.size_t(len(b.Token))
+		if len(b.Token) > 0 {
+			it.token = (*C.uint8_t)(unsafe.Pointer(&data[at]))
+			at += copy(data[at:], b.Token)
+		}
+	}
+	out.items, out.len, out.reserved_ = &arr[0], C.size_t(len(bs)), p
+	return statusOK
+}
+
+func timeoutCtx(ms C.uint32_t) (context.Context, context.CancelFunc) {
+	if ms == 0 {
+		return context.WithCancel(context.Background())
+	}
+	return context.WithTimeout(context.Background(), time.Duration(ms)*time.Millisecond)
+}
+
+//export net_mesh_runtime_subscribe
+func net_mesh_runtime_subscribe(h *C.net_mesh_runtime, origin, publisher C.uint64_t, channel *C.nm_cchar, token *C.nm_cu8, tokenLen C.size_t, timeoutMS C.uint32_t) (rc C.int) {
+	defer guard(&rc)
+	r, err := runtimeOf(unsafe.Pointer(h))
+	if err != nil {
+		return fail(err)
+	}
+	ch, err := goString("channel", channel)
+	if err != nil {
+		return fail(err)
+	}
+	tok, err := borrowChecked("token", token, tokenLen)
+	if err != nil {
+		return fail(err)
+	}
+	ctx, cancel := timeoutCtx(timeoutMS)
+	defer cancel()
+	if err := r.rt.SubscribeChannel(ctx, uint64(origin), uint64(publisher), ch, append([]byte(nil), tok...)); err != nil {
+		return fail(err)
+	}
+	return statusOK
+}
+
+//export net_mesh_runtime_unsubscribe
+func net_mesh_runtime_unsubscribe(h *C.net_mesh_runtime, origin, publisher C.uint64_t, channel *C.nm_cchar, timeoutMS C.uint32_t) (rc C.int) {
+	defer guard(&rc)
+	r, err := runtimeOf(unsafe.Pointer(h))
+	if err != nil {
+		return fail(err)
+	}
+	ch, err := goString("channel", channel)
+	if err != nil {
+		return fail(err)
+	}
+	ctx, cancel := timeoutCtx(timeoutMS)
+	defer cancel()
+	if err := r.rt.UnsubscribeChannel(ctx, uint64(origin), uint64(publisher), ch); err != nil {
+		return fail(err)
+	}
+	return statusOK
+}
+
+//export net_mesh_runtime_expect_migration
+func net_mesh_runtime_expect_migration(h *C.net_mesh_runtime, kind *C.nm_cchar, origin C.uint64_t, cfg *C.nm_cconfig) (rc C.int) {
+	defer guard(&rc)
+	r, err := runtimeOf(unsafe.Pointer(h))
+	if err != nil {
+		return fail(err)
+	}
+	k, err := goString("kind", kind)
+	if err != nil {
+		return fail(err)
+	}
+	c, err := daemonConfig(cfg)
+	if err != nil {
+		return fail(err)
+	}
+	if err := r.rt.ExpectMigration(k, uint64(origin), c); err != nil {
+		return fail(err)
+	}
+	return statusOK
+}
+
+//export net_mesh_runtime_register_migration_target_identity
+func net_mesh_runtime_register_migration_target_identity(h *C.net_mesh_runtime, kind *C.nm_cchar, id *C.nm_cidentity, cfg *C.nm_cconfig) (rc C.int) {
+	defer guard(&rc)
+	r, err := runtimeOf(unsafe.Pointer(h))
+	if err != nil {
+		return fail(err)
+	}
+	k, err := goString("kind", kind)
+	if err != nil {
+		return fail(err)
+	}
+	kp, err := spawnIdentity(id)
+	if err != nil {
+		return fail(err)
+	}
+	c, err := daemonConfig(cfg)
+	if err != nil {
+		return fail(err)
+	}
+	if err := r.rt.RegisterMigrationTargetIdentity(k, kp, c); err != nil {
+		return fail(err)
+	}
+	return statusOK
+}
+
+// ---- daemon handles ----
+
+func daemonOf(h unsafe.Pointer) (*compute.DaemonHandle, error) {
+	v, err := lookup(h, kindDaemon)
+	if err != nil {
+		return nil, err
+	}
+	return v.(*compute.DaemonHandle), nil
+}
+
+//export net_mesh_daemon_origin_hash
+func net_mesh_daemon_origin_hash(h *C.nm_cdaemon, out *C.uint64_t) (rc C.int) {
+	defer guard(&rc)
+	d, err := daemonOf(unsafe.Pointer(h))
+	if err != nil {
+		return fail(err)
+	}
+	if out == nil {
+		return fail(errNilOut)
+	}
+	*out = C.uint64_t(d.OriginHash())
+	return statusOK
+}
+
+//export net_mesh_daemon_entity_id
+func net_mesh_daemon_entity_id(h *C.nm_cdaemon, out *C.uint8_t) (rc C.int) {
+	defer guard(&rc)
+	d, err := daemonOf(unsafe.Pointer(h))
+	if err != nil {
+		return fail(err)
+	}
+	if out == nil {
+		return fail(errNilOut)
+	}
+	id := d.EntityID()
+	copy(unsafe.Slice((*byte)(out), 32), id[:])
+	return statusOK
+}
+
+//export net_mesh_daemon_stats_get
+func net_mesh_daemon_stats_get(h *C.nm_cdaemon, out *C.net_mesh_daemon_stats) (rc C.int) {
+	defer guard(&rc)
+	d, err := daemonOf(unsafe.Pointer(h))
+	if err != nil {
+		return fail(err)
+	}
+	if out == nil {
+		return fail(errNilOut)
+	}
+	if err := checkOutSize("daemon stats", out.size, 8); err != nil {
+		return fail(err)
+	}
+	s, err := d.Stats()
+	if err != nil {
+		return fail(err)
+	}
+	full := C.net_mesh_daemon_stats{size: out.size, events_processed: C.uint64_t(s.EventsProcessed),
+		events_emitted: C.uint64_t(s.EventsEmitted), errors: C.uint64_t(s.Errors), snapshots_taken: C.uint64_t(s.SnapshotsTaken)}
+	copyOut(unsafe.Pointer(out), unsafe.Pointer(&full), int(out.size), int(unsafe.Sizeof(full)))
+	return statusOK
+}
+
+//export net_mesh_daemon_free
+func net_mesh_daemon_free(h *C.net_mesh_daemon) {
+	defer guardVoid()
+	release(unsafe.Pointer(h), kindDaemon)
+}
+
+// checkOutSize: a caller-sized output struct must hold at least its size
+// field and the first field after it.
+func checkOutSize(what string, size C.uint32_t, min int) error {
+	if int(size) < min+8 {
+		return errf(statusInvalidArgument, "%s size %d is too small", what, uint32(size))
+	}
+	return nil
+}
+
+// copyOut copies the first min(have, full) bytes of a filled struct into
+// the caller's, which is `have` bytes long (a newer library never writes
+// past an older caller's struct).
+func copyOut(dst, src unsafe.Pointer, have, full int) {
+	n := min(have, full)
+	copy(unsafe.Slice((*byte)(dst), n), unsafe.Slice((*byte)(src), n))
+}
