@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import struct
 import threading
 from ctypes import POINTER, c_char_p, c_int, c_size_t, c_uint32, c_uint64, c_void_p
 from typing import Any, Callable, Mapping, Optional, Union
@@ -169,8 +170,15 @@ def _timeout_ms(timeout: Optional[float]) -> int:
     return max(1, min(int(timeout * 1000), 2**32 - 1))
 
 
-def _raise(rc: int) -> None:
-    """Raise the mapped error for rc, chained to a parked callback exception."""
+def _raise(rc: int, callback_is_process: bool = False) -> None:
+    """Raise the mapped error for rc, chained to a parked callback exception.
+
+    callback_is_process: the only callbacks the call makes are factory and
+    process, whose failure the contract names process-failed; a library that
+    reports callback-failed for them is mapped back to ProcessFailedError.
+    """
+    if callback_is_process and rc == _CALLBACK_FAILED:
+        rc = _PROCESS_FAILED
     err = last_error(rc)
     cause = _daemon.take_exception()
     if cause is not None:
@@ -190,8 +198,17 @@ class _Scratch:
         self.out_ptr = ctypes.pointer(self.out)
 
 
+_CALLBACK_FAILED = -16
+_PROCESS_FAILED = -9
 _tls = threading.local()
 _EVSZ = ctypes.sizeof(Event)
+_U64_MAX = 2**64 - 1
+# Filling the event with struct.pack_into checks every u64 (ctypes would wrap
+# -1 silently) and is cheaper than one ctypes attribute store per field.
+_pack_link = struct.Struct("@QQQQ").pack_into
+_pack_tail = struct.Struct("@NQ").pack_into
+_TAIL = EventIn.payload_len.offset
+assert EventIn.received_at.offset == _TAIL + 8
 
 
 def _outputs(lib: Any, sc: _Scratch) -> "list[CausalEvent]":
@@ -290,11 +307,11 @@ class DaemonRuntime(Handle):
         self._deliver = lib.net_mesh_runtime_deliver
         self.node = node
 
-    def _call(self, fn: Callable[..., int], *args: Any) -> None:
+    def _call(self, fn: Callable[..., int], *args: Any, process: bool = False) -> None:
         _daemon.clear_exception()
         rc = fn(self._handle(), *args)
         if rc:
-            _raise(rc)
+            _raise(rc, process)
 
     # --- lifecycle -----------------------------------------------------
 
@@ -340,7 +357,8 @@ class DaemonRuntime(Handle):
         """Spawn a daemon of ``kind`` under ``identity`` (the factory runs once, here)."""
         k, cfg = _kind(kind), _config(config)
         out = c_void_p()
-        self._call(self._lib.net_mesh_runtime_spawn, k, _identity(identity), cfg, ctypes.byref(out))
+        self._call(self._lib.net_mesh_runtime_spawn, k, _identity(identity), cfg, ctypes.byref(out),
+                   process=True)
         return self._handle_from(out)
 
     def spawn_with_daemon(self, identity: Identity, daemon: Any,
@@ -390,7 +408,7 @@ class DaemonRuntime(Handle):
         when the daemon is migrating and the event was queued)."""
         p = self._ptr
         if (p is None or _ffi.forked or event.__class__ is not CausalEvent
-                or origin_hash.__class__ is not int or origin_hash < 0):
+                or origin_hash.__class__ is not int or not 0 <= origin_hash <= _U64_MAX):
             self._handle()
             _u64(origin_hash, "origin_hash")
             if not isinstance(event, CausalEvent):
@@ -402,24 +420,19 @@ class DaemonRuntime(Handle):
         sc = stack.pop() if stack else _Scratch()
         try:
             ev = sc.ev
-            link = ev.link
             try:
-                link.origin_hash = event.origin_hash
-                link.sequence = event.sequence
-                link.parent_hash = event.parent_hash
-                link.horizon = event.horizon
-                ev.received_at = event.received_at
+                _pack_link(ev, 0, event.origin_hash, event.horizon, event.sequence, event.parent_hash)
                 payload = event.payload
                 if payload.__class__ is not bytes:
                     payload = _bytes_arg(payload, "payload")
                 ev.payload = payload
-                ev.payload_len = len(payload)
-            except (TypeError, OverflowError) as e:
-                raise TypeError(f"net_mesh: bad CausalEvent field: {e}") from None
+                _pack_tail(ev, _TAIL, len(payload), event.received_at)
+            except struct.error as e:
+                raise InvalidArgumentError(f"net_mesh: bad CausalEvent field (u64 expected): {e}") from None
             rc = self._deliver(p, origin_hash, sc.ev_ptr, sc.out_ptr)
             ev.payload = None
             if rc:
-                _raise(rc)
+                _raise(rc, True)
             return _outputs(self._lib, sc)
         finally:
             stack.append(sc)

@@ -29,3 +29,37 @@ def run_python(code: str, timeout: float = 60.0, env: "dict[str, str] | None" = 
 @pytest.fixture
 def py():
     return run_python
+
+
+sys.path.insert(0, HERE)
+
+PSK = b"\x42" * 32
+
+
+@pytest.fixture
+def node():
+    import net_mesh as nm
+
+    n = nm.Node(psk=PSK)
+    yield n
+    n.close()
+
+
+@pytest.fixture
+def rt(node):
+    """A started runtime with echo, counter, silent and faulty kinds."""
+    import net_mesh as nm
+    from daemons import Counter, Echo, Faulty, Silent
+
+    r = nm.DaemonRuntime(node)
+    for cls in (Echo, Counter, Silent, Faulty):
+        r.register_factory(cls.name, cls)
+    r.start()
+    yield r
+    r.close()
+
+
+def ev(payload=b"x", seq=1, origin=1):
+    import net_mesh as nm
+
+    return nm.CausalEvent(origin_hash=origin, sequence=seq, payload=payload)
