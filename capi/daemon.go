@@ -108,13 +108,16 @@ func checkVtable(vt *C.net_mesh_daemon_vtable) error {
 func (d *cDaemon) Name() string           { return d.name }
 func (d *cDaemon) Requirements() []string { return nil }
 
-func cbError(what string, rc C.int, msg *C.char) error {
+// cbError is a failed host callback: the status is the one its caller
+// documents (process and factory → PROCESS_FAILED, restore →
+// RESTORE_FAILED, snapshot → CALLBACK_FAILED), the text the callback's own.
+func cbError(st C.int, what string, rc C.int, msg *C.char) error {
 	if msg != nil {
 		s := C.GoString(msg)
 		C.free(unsafe.Pointer(msg))
-		return errf(statusCallbackFailed, "%s callback failed (%d): %s", what, int(rc), s)
+		return errf(st, "%s callback failed (%d): %s", what, int(rc), s)
 	}
-	return errf(statusCallbackFailed, "%s callback failed (%d)", what, int(rc))
+	return errf(st, "%s callback failed (%d)", what, int(rc))
 }
 
 // resultBytes views a writer result's bytes; free releases a heap buffer.
@@ -143,7 +146,7 @@ func (d *cDaemon) Process(ev causal.Event) ([][]byte, error) {
 		defer C.free(unsafe.Pointer(r.heap))
 	}
 	if r.rc != 0 {
-		return nil, cbError("process", r.rc, r.err)
+		return nil, cbError(statusProcessFailed, "process", r.rc, r.err)
 	}
 	if r.count == 0 {
 		return nil, nil
@@ -177,7 +180,7 @@ func (d *cDaemon) Snapshot() ([]byte, error) {
 		defer C.free(unsafe.Pointer(r.heap))
 	}
 	if r.rc != 0 {
-		return nil, cbError("snapshot", r.rc, r.err)
+		return nil, cbError(statusCallbackFailed, "snapshot", r.rc, r.err)
 	}
 	if r.count == 0 {
 		return nil, nil // stateless
@@ -202,7 +205,7 @@ func (d *cDaemon) Restore(state []byte) error {
 	}
 	r := C.nm_call_restore(d.restore, d.life.ud, p, C.size_t(len(state)))
 	if r.rc != 0 {
-		return cbError("restore", r.rc, r.err)
+		return cbError(statusRestoreFailed, "restore", r.rc, r.err)
 	}
 	return nil
 }
@@ -240,7 +243,7 @@ func (f *cFactory) build() (compute.Daemon, error) {
 	defer f.life.exit()
 	r := C.nm_call_create(f.create, f.life.ud)
 	if r.rc != 0 {
-		return nil, cbError("factory create", r.rc, r.err)
+		return nil, cbError(statusProcessFailed, "factory create", r.rc, r.err)
 	}
 	if err := checkVtable(&r.vt); err != nil {
 		// The instance is unusable, but it was handed over: release it.

@@ -94,3 +94,13 @@ func net_mesh_runtime_submit(h *C.net_mesh_runtime, fn C.net_mesh_task_fn, ud un
 	}
 	return statusOK
 }
+
+//export net_mesh_callback_probe
+func net_mesh_callback_probe(fn C.net_mesh_task_fn, ud unsafe.Pointer) (rc C.int) {
+	defer guard(&rc)
+	if fn == nil {
+		return fail(errf(statusInvalidArgument, "callback is NULL"))
+	}
+	C.nm_call_task(fn, C.uintptr_t(uintptr(ud)))
+	return statusOK
+}

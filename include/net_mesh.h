@@ -821,6 +821,15 @@ int net_mesh_runtime_set_executor(net_mesh_runtime *rt, net_mesh_executor_post_f
  */
 int net_mesh_task_run(net_mesh_task *task);
 
+/*
+ * Call callback(user_data) once, on this thread, from inside the library: an
+ * export entered plus one callback made, and nothing else. It is the floor
+ * against which the cost of other calls is measured, and lets a binding
+ * check its callback plumbing. Returns NET_MESH_OK, _INVALID_ARGUMENT
+ * (callback NULL).
+ */
+int net_mesh_callback_probe(net_mesh_task_fn callback, void *user_data);
+
 /* Shut the runtime down (waiting for the pool) and release the handle;
  * finalizers of factories and the executor run on this thread. NULL / freed: no-op. */
 void net_mesh_runtime_free(net_mesh_runtime *rt);

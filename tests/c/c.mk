@@ -22,7 +22,7 @@ $(LIB): $(LIB_SRCS)
 	@mkdir -p $(BUILD)
 	$(GO) build $(GOFLAGS) -buildmode=c-shared -o $@ ./capi
 
-$(CTEST_DIR)/%: tests/c/%.c tests/c/harness.h include/net_mesh.h $(LIB)
+$(CTEST_DIR)/%: tests/c/%.c tests/c/harness.h tests/c/daemons.h include/net_mesh.h $(LIB)
 	@mkdir -p $(CTEST_DIR)
 	$(CC) $(C_WARN) $(CFLAGS_C) -D_GNU_SOURCE -Iinclude -Itests/c -o $@ $< $(C_LINK)
 
