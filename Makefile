@@ -31,7 +31,7 @@ fuzz: ## run every fuzz target for FUZZTIME each
 	    echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; done
 
-test: fmt-check vet test-go test-c test-python ## everything: format, vet, Go tests (race), C ABI suite, fuzz smoke
+test: fmt-check vet test-go test-c test-python test-node ## everything: format, vet, Go tests (race), C ABI suite, fuzz smoke
 	$(MAKE) fuzz FUZZTIME=2s
 
 bench: ## benchmarks; writes bench/RESULTS.md (and the Python results)
@@ -43,6 +43,7 @@ demo: ## the main job: run the demo program
 
 include tests/c/c.mk
 include bindings/python/python.mk
+include bindings/node/node.mk
 
 clean: ## remove build outputs
 	rm -rf $(BUILD)
