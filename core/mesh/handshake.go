@@ -2,7 +2,6 @@ package mesh
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/subtle"
 	"encoding/binary"
 	"errors"
@@ -51,7 +50,7 @@ const (
 )
 
 var (
-	cipherSuite    = noise.NewCipherSuite(noise.DH25519, noise.CipherChaChaPoly, noise.HashBLAKE2s)
+	cipherSuite    = noise.NewCipherSuite(presetDH{noise.DH25519}, noise.CipherChaChaPoly, noise.HashBLAKE2s)
 	prologueLabel  = []byte("net-handshake-v1")
 	kdfLabel       = []byte("net-kdf-v1")
 	helloSigLabel  = []byte("net-mesh-hello-v1")
@@ -78,7 +77,7 @@ func SessionKeys(h []byte) (sessionID uint64, initTx, initRx [32]byte) {
 
 func (n *Node) noiseConfig(initiator bool, prol []byte, peerStatic []byte) noise.Config {
 	c := noise.Config{
-		CipherSuite: cipherSuite, Random: rand.Reader, Pattern: noise.HandshakeNK,
+		CipherSuite: cipherSuite, Random: n.ephemeral(), Pattern: noise.HandshakeNK,
 		Initiator: initiator, Prologue: prol, PresharedKey: n.cfg.PSK[:], PresharedKeyPlacement: 0,
 	}
 	if initiator {

@@ -6,7 +6,8 @@
 //
 // Goroutines per node: one reads the transport (decrypts, replay-checks,
 // acknowledges), one runs timers (heartbeats, retransmission, failure
-// detection), one dispatches to handlers and callbacks. User code only ever
+// detection), one dispatches to handlers and callbacks, and one keeps a couple
+// of Noise ephemeral keys ready for the next handshakes. User code only ever
 // runs on the dispatch goroutine, so a slow handler delays other handlers but
 // never the socket or the timers.
 package mesh
@@ -149,6 +150,9 @@ type Node struct {
 	disp   dispatcher
 	closed atomic.Bool
 
+	ephPool chan noise.DHKey // pre-generated ephemeral keys (ephemeral.go)
+	ephWake chan struct{}
+
 	dhMu    sync.Mutex
 	dhCache map[[32]byte][32]byte // see staticDH
 
@@ -210,10 +214,13 @@ func NewNode(cfg Config) (*Node, error) {
 		waiters:   make(map[uint64]chan membershipAnswer),
 		buckets:   make(map[uint64]*bucket),
 		dhCache:   make(map[[32]byte][32]byte),
+		ephPool:   make(chan noise.DHKey, ephemeralPoolSize),
+		ephWake:   make(chan struct{}, 1),
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.disp.init()
-	n.wg.Add(3)
+	n.wg.Add(4)
+	go n.keygenLoop()
 	go n.readLoop()
 	go n.timerLoop()
 	go n.dispatchLoop()
