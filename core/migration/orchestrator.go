@@ -63,6 +63,9 @@ func (e *Engine) StartMigrationWith(ctx context.Context, origin, source, target 
 	}
 	r := &orchRec{origin: origin, source: source, target: target, opts: opts, started: time.Now(), attempts: 1, done: make(chan struct{})}
 	r.subs.m = make(map[int]func(Progress))
+	if opts.Progress != nil {
+		r.subs.m[0] = opts.Progress
+	}
 	e.mu.Lock()
 	if e.orch[origin] != nil {
 		e.mu.Unlock()

@@ -57,6 +57,10 @@ type Opts struct {
 	RetryNotReady time.Duration
 	// NoRetry turns NotReady retry off (the first NotReady is returned as is).
 	NoRetry bool
+	// Progress, when set, is subscribed before the migration starts, so it
+	// also sees the phases StartMigrationWith goes through before it returns
+	// (see Handle.Subscribe for where it runs).
+	Progress func(Progress)
 }
 
 // DefaultRetryNotReady is the default NotReady retry budget.
