@@ -28,15 +28,22 @@ import (
 //	Hello    = [0][entity_id 32][static_pub 32][proof 32][sig 64]   (161 bytes)
 //	HelloAck = [1][entity_id 32][sig 64]                            (97 bytes)
 //
-// sig  = Ed25519(identity, "net-mesh-hello-v1" ‖ role u8 ‖ h ‖ sender static_pub)
+// sig  = Ed25519(identity, "net-mesh-hello-v2" ‖ role u8 ‖ sender static_pub)
 // proof = BLAKE2s-MAC(key = X25519(initiator static, responder static),
 //
 //	"net-mesh-static-proof-v1" ‖ h)
 //
 // with h the handshake hash and role 0 for the initiator, 1 for the responder.
-// The signature binds the sender's identity (whose node id must be the claimed
-// one) to this very session; the proof shows the initiator holds the private
-// half of the static key it announces. The responder promotes the session to
+// The signature is a certificate: the sender's identity (whose node id must be
+// the claimed one) vouches for its static key. The session binding comes from
+// the static key: the initiator's proof can only be made by a holder of its
+// static private key (or of ours) and only for this h; the responder's static
+// key is authenticated by NK itself, and the HelloAck travels inside the
+// session. So a replayed Hello fails its proof, and a certificate is useless
+// without the static private key it names. Certificates do not depend on the
+// session: each node signs its two once, at start, and a verified certificate
+// is cached (certCache), so a reconnect between known nodes costs no Ed25519
+// operation. The responder promotes the session to
 // established on a valid Hello and answers HelloAck (re-sent for every
 // repeated Hello); the initiator's Connect returns once HelloAck verifies. So
 // both sides know each other's static key and entity id before any user
@@ -53,7 +60,7 @@ var (
 	cipherSuite    = noise.NewCipherSuite(presetDH{noise.DH25519}, noise.CipherChaChaPoly, noise.HashBLAKE2s)
 	prologueLabel  = []byte("net-handshake-v1")
 	kdfLabel       = []byte("net-kdf-v1")
-	helloSigLabel  = []byte("net-mesh-hello-v1")
+	helloSigLabel  = []byte("net-mesh-hello-v2")
 	helloProofTag  = []byte("net-mesh-static-proof-v1")
 	errHelloVerify = errors.New("mesh: peer identity proof invalid")
 )
@@ -290,7 +297,6 @@ func (n *Node) onMsg1(rh wire.RoutingHeader, msg []byte, from net.Addr) {
 	n.sessions[sid] = s
 	n.mu.Unlock()
 	_ = n.write(handshakePacket(n.nodeID, peerID, msg2), from)
-	// Sign our HelloAck while the initiator builds its Hello.
 	s.helloAck = n.helloAckMsg(s)
 }
 
@@ -338,12 +344,47 @@ func (n *Node) peerLocked(id uint64) *peer {
 	return p
 }
 
-func helloSigMsg(role byte, hash [32]byte, static []byte) []byte {
-	m := make([]byte, 0, len(helloSigLabel)+1+32+32)
+func helloSigMsg(role byte, static []byte) []byte {
+	m := make([]byte, 0, len(helloSigLabel)+1+32)
 	m = append(m, helloSigLabel...)
 	m = append(m, role)
-	m = append(m, hash[:]...)
 	return append(m, static...)
+}
+
+// certKey identifies one verified certificate in certCache.
+type certKey struct {
+	role   byte
+	ent    identity.EntityID
+	static [32]byte
+	sig    [64]byte
+}
+
+// certCacheMax bounds the verified-certificate cache; it is emptied when full.
+const certCacheMax = 4096
+
+// verifyCert checks sig as role's certificate of ent for static, consulting
+// and filling the cache of certificates that verified. Only successes are
+// cached, so a forged certificate is re-checked (and refused) every time.
+func (n *Node) verifyCert(role byte, ent identity.EntityID, static, sig []byte) bool {
+	k := certKey{role: role, ent: ent}
+	copy(k.static[:], static)
+	copy(k.sig[:], sig)
+	n.dhMu.Lock()
+	_, ok := n.certCache[k]
+	n.dhMu.Unlock()
+	if ok {
+		return true
+	}
+	if !identity.VerifyStrict(ent, helloSigMsg(role, static), sig) {
+		return false
+	}
+	n.dhMu.Lock()
+	if len(n.certCache) >= certCacheMax {
+		clear(n.certCache)
+	}
+	n.certCache[k] = struct{}{}
+	n.dhMu.Unlock()
+	return true
 }
 
 // staticProof is the initiator's proof of its static key for hash.
@@ -386,23 +427,21 @@ func (n *Node) staticDH(peerStatic []byte) ([32]byte, error) {
 // helloMsg builds the initiator's Hello for s.
 func (n *Node) helloMsg(s *session) []byte {
 	ent := n.id.EntityID()
-	sig, _ := n.id.Sign(helloSigMsg(0, s.hash, n.static.Public))
 	proof, _ := n.staticProof(s.peerStatic[:], s.hash)
 	b := make([]byte, 0, helloLen)
 	b = append(b, 0)
 	b = append(b, ent[:]...)
 	b = append(b, n.static.Public...)
 	b = append(b, proof[:]...)
-	return append(b, sig[:]...)
+	return append(b, n.certs[0][:]...)
 }
 
-func (n *Node) helloAckMsg(s *session) []byte {
+func (n *Node) helloAckMsg(*session) []byte {
 	ent := n.id.EntityID()
-	sig, _ := n.id.Sign(helloSigMsg(1, s.hash, n.static.Public))
 	b := make([]byte, 0, helloAckLen)
 	b = append(b, 1)
 	b = append(b, ent[:]...)
-	return append(b, sig[:]...)
+	return append(b, n.certs[1][:]...)
 }
 
 // onHello handles SubHello events on the reader goroutine.
@@ -429,7 +468,7 @@ func (n *Node) onHello(s *session, events [][]byte) {
 			var ent identity.EntityID
 			copy(ent[:], ev[1:33])
 			err := error(nil)
-			if identity.NodeIDOf(ent) != s.peerID || !identity.VerifyStrict(ent, helloSigMsg(1, s.hash, s.peerStatic[:]), ev[33:]) {
+			if identity.NodeIDOf(ent) != s.peerID || !n.verifyCert(1, ent, s.peerStatic[:], ev[33:]) {
 				err = errHelloVerify
 				n.ctr.dropHandshake.Add(1)
 			} else {
@@ -457,7 +496,7 @@ func (n *Node) verifyHello(s *session, ev []byte) error {
 	if err != nil || subtle.ConstantTimeCompare(proof[:], ev[65:97]) != 1 {
 		return fmt.Errorf("%w: static key proof", errHelloVerify)
 	}
-	if !identity.VerifyStrict(ent, helloSigMsg(0, s.hash, static), ev[97:]) {
+	if !n.verifyCert(0, ent, static, ev[97:]) {
 		return fmt.Errorf("%w: signature", errHelloVerify)
 	}
 	s.peerEntity = ent

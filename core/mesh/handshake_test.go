@@ -137,3 +137,34 @@ func TestSendUnknownPeer(t *testing.T) {
 	assert.True(t, pu.PeerUnavailable())
 	require.ErrorIs(t, err, ErrPeerUnavailable)
 }
+
+func TestHelloReplayAndForgedCertificateRefused(t *testing.T) {
+	net := memnet.New(4)
+	a := memNode(t, net, "a", fastCfg())
+	b := memNode(t, net, "b", fastCfg())
+	link(t, a, b)
+	genuine := a.helloMsg(a.sessionFor(b.NodeID()))
+
+	fresh := func(id uint64, hash byte) *session {
+		s, err := newSession(b, id, a.NodeID(), false, [32]byte{}, [32]byte{}, [32]byte{hash}, memnet.Addr("a"))
+		require.NoError(t, err)
+		return s
+	}
+	// A Hello from one session does not establish another: its proof names the old hash.
+	s := fresh(100, 7)
+	b.onHello(s, [][]byte{genuine})
+	assert.False(t, s.established.Load())
+
+	// A correct proof for the new session with a tampered certificate is refused,
+	// even though a's genuine certificate is in b's cache.
+	s = fresh(101, 8)
+	hello := a.helloMsg(&session{peerStatic: b.StaticPublicKey(), hash: s.hash})
+	bad := append([]byte(nil), hello...)
+	bad[len(bad)-1] ^= 1
+	b.onHello(s, [][]byte{bad})
+	assert.False(t, s.established.Load())
+	// The untampered one is accepted and teaches b a's static key.
+	b.onHello(s, [][]byte{hello})
+	assert.True(t, s.established.Load())
+	assert.Equal(t, a.StaticPublicKey(), s.peerStatic)
+}

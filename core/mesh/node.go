@@ -153,8 +153,11 @@ type Node struct {
 	ephPool chan noise.DHKey // pre-generated ephemeral keys (ephemeral.go)
 	ephWake chan struct{}
 
-	dhMu    sync.Mutex
-	dhCache map[[32]byte][32]byte // see staticDH
+	certs [2][64]byte // our hello certificates, by role (handshake.go)
+
+	dhMu      sync.Mutex
+	dhCache   map[[32]byte][32]byte // see staticDH
+	certCache map[certKey]struct{}  // see verifyCert
 
 	// mu guards everything below.
 	mu        sync.Mutex
@@ -196,6 +199,12 @@ func NewNode(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mesh: static key: %w", err)
 	}
+	var certs [2][64]byte
+	for role := range certs {
+		if certs[role], err = id.Sign(helloSigMsg(byte(role), static.Public)); err != nil {
+			return nil, fmt.Errorf("mesh: hello certificate: %w", err)
+		}
+	}
 	tr := cfg.Transport
 	if tr == nil {
 		if tr, err = ListenUDP(cfg.Bind); err != nil {
@@ -203,7 +212,7 @@ func NewNode(cfg Config) (*Node, error) {
 		}
 	}
 	n := &Node{
-		cfg: cfg, id: id, nodeID: id.NodeID(), static: static, tr: tr,
+		cfg: cfg, id: id, nodeID: id.NodeID(), static: static, tr: tr, certs: certs,
 		peers:     make(map[uint64]*peer),
 		sessions:  make(map[uint64]*session),
 		admitted:  make(map[uint64]bool),
@@ -214,6 +223,7 @@ func NewNode(cfg Config) (*Node, error) {
 		waiters:   make(map[uint64]chan membershipAnswer),
 		buckets:   make(map[uint64]*bucket),
 		dhCache:   make(map[[32]byte][32]byte),
+		certCache: make(map[certKey]struct{}),
 		ephPool:   make(chan noise.DHKey, ephemeralPoolSize),
 		ephWake:   make(chan struct{}, 1),
 	}
