@@ -78,4 +78,4 @@ func clip(s string) string {
 
 func utf8Start(b byte) bool { return b&0xC0 != 0x80 }
 
-func hex(v uint64) string { return "0x" + strconv.FormatUint(v, 16) }
+func hexID(v uint64) string { return "0x" + strconv.FormatUint(v, 16) }

@@ -58,7 +58,7 @@ func TestUnknownTargetRollsBack(t *testing.T) {
 	_, err := a.eng.StartMigration(ctx10(t), o, a.id, ghost)
 	requireDetail(t, err, compute.MigrationStateFailed)
 	assert.Contains(t, err.Error(), "X25519")
-	assert.Contains(t, err.Error(), hex(ghost))
+	assert.Contains(t, err.Error(), hexID(ghost))
 	assert.Equal(t, 0, a.eng.Records())
 
 	noID := DefaultOpts()

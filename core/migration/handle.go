@@ -82,7 +82,7 @@ func (h *Handle) Wait(ctx context.Context) error {
 	case <-h.r.done:
 		return h.Err()
 	case <-ctx.Done():
-		return fmt.Errorf("%w: waiting for the migration of %s: %w", compute.ErrTimeout, hex(h.r.origin), ctx.Err())
+		return fmt.Errorf("%w: waiting for the migration of %s: %w", compute.ErrTimeout, hexID(h.r.origin), ctx.Err())
 	}
 }
 
@@ -100,7 +100,7 @@ func (h *Handle) WaitWithTimeout(d time.Duration) error {
 	case <-t.C:
 	}
 	ph, _ := h.Phase()
-	err := localErrWrap(compute.MigrationStateFailed, ErrTimedOut, "migration of %s timed out after %v in phase %v", hex(h.r.origin), d, ph)
+	err := localErrWrap(compute.MigrationStateFailed, ErrTimedOut, "migration of %s timed out after %v in phase %v", hexID(h.r.origin), d, ph)
 	if !h.e.timeoutNow(h.r, err) {
 		return h.Err()
 	}
@@ -131,7 +131,7 @@ func (h *Handle) Cancel(ctx context.Context) error {
 		case cut:
 			res <- localErr(compute.MigrationWrongPhase, "the migration is past cutover")
 		default:
-			err := localErrWrap(compute.MigrationStateFailed, ErrCancelled, "migration of %s cancelled", hex(h.r.origin))
+			err := localErrWrap(compute.MigrationStateFailed, ErrCancelled, "migration of %s cancelled", hexID(h.r.origin))
 			h.e.abort(h.r, err, stateFailed("cancel requested"), 0)
 			res <- nil
 		}
@@ -150,5 +150,5 @@ func (h *Handle) String() string {
 	if ok {
 		st = ph.String()
 	}
-	return fmt.Sprintf("migration %s %s→%s (%s)", hex(h.r.origin), hex(h.r.source), hex(h.r.target), st)
+	return fmt.Sprintf("migration %s %s→%s (%s)", hexID(h.r.origin), hexID(h.r.source), hexID(h.r.target), st)
 }

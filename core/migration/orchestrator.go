@@ -59,7 +59,7 @@ func (e *Engine) StartMigrationWith(ctx context.Context, origin, source, target 
 		return nil, compute.ErrShuttingDown
 	}
 	if source == target {
-		return nil, localErr(compute.MigrationStateFailed, "source and target are the same node %s", hex(source))
+		return nil, localErr(compute.MigrationStateFailed, "source and target are the same node %s", hexID(source))
 	}
 	r := &orchRec{origin: origin, source: source, target: target, opts: opts, started: time.Now(), attempts: 1, done: make(chan struct{})}
 	r.subs.m = make(map[int]func(Progress))
@@ -69,7 +69,7 @@ func (e *Engine) StartMigrationWith(ctx context.Context, origin, source, target 
 	e.mu.Lock()
 	if e.orch[origin] != nil {
 		e.mu.Unlock()
-		return nil, localErr(compute.MigrationAlreadyMigrating, "origin %s", hex(origin))
+		return nil, localErr(compute.MigrationAlreadyMigrating, "origin %s", hexID(origin))
 	}
 	e.orch[origin] = r
 	delete(e.failures, origin)
@@ -121,9 +121,9 @@ func (e *Engine) attempt(ctx context.Context, r *orchRec, viaExec bool) error {
 
 func sendErr(peer uint64, err error) error {
 	if compute.IsPeerUnavailable(err) {
-		return localErr(compute.MigrationTargetUnavailable, "node %s: %v", hex(peer), err)
+		return localErr(compute.MigrationTargetUnavailable, "node %s: %v", hexID(peer), err)
 	}
-	return localErr(compute.MigrationStateFailed, "sending to node %s: %v", hex(peer), err)
+	return localErr(compute.MigrationStateFailed, "sending to node %s: %v", hexID(peer), err)
 }
 
 func (e *Engine) isFinished(r *orchRec) bool {
@@ -440,8 +440,8 @@ func (e *Engine) orchPeerGone(r *orchRec, peer uint64) {
 	if e.isFinished(r) {
 		return
 	}
-	err := localErrWrap(compute.MigrationTargetUnavailable, ErrPeerGone, "node %s lost its session", hex(peer))
-	e.abort(r, err, stateFailed("peer "+hex(peer)+" is gone"), peer)
+	err := localErrWrap(compute.MigrationTargetUnavailable, ErrPeerGone, "node %s lost its session", hexID(peer))
+	e.abort(r, err, stateFailed("peer "+hexID(peer)+" is gone"), peer)
 }
 
 // timeout ends r at a local deadline: before cutover both peers are told so

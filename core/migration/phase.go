@@ -29,7 +29,7 @@ func (p Phase) String() string {
 	if int(p) < len(phaseNames) {
 		return phaseNames[p]
 	}
-	return "Phase(" + hex(uint64(p)) + ")"
+	return "Phase(" + hexID(uint64(p)) + ")"
 }
 
 // Progress is pushed to a handle's subscribers on every phase change and

@@ -29,13 +29,13 @@ type srcRec struct {
 func (e *Engine) beginSource(origin, orch, target uint64, sealID, viaExec bool) (*srcRec, []byte, uint64, error) {
 	h, ok := e.rt.LookupHost(origin)
 	if !ok {
-		return nil, nil, 0, localErr(compute.MigrationDaemonNotFound, "origin %s is not on node %s", hex(origin), hex(e.self))
+		return nil, nil, 0, localErr(compute.MigrationDaemonNotFound, "origin %s is not on node %s", hexID(origin), hexID(e.self))
 	}
 	var key [32]byte
 	if sealID {
 		if key, ok = e.node.PeerStaticKey(target); !ok {
 			return nil, nil, 0, localErr(compute.MigrationStateFailed,
-				"identity transport needs the X25519 static key of target node %s, which is unknown (not connected?)", hex(target))
+				"identity transport needs the X25519 static key of target node %s, which is unknown (not connected?)", hexID(target))
 		}
 		if h.Keypair().IsReadOnly() {
 			return nil, nil, 0, localErr(compute.MigrationStateFailed, "identity transport needs the daemon's secret key, which this node does not hold")
@@ -45,7 +45,7 @@ func (e *Engine) beginSource(origin, orch, target uint64, sealID, viaExec bool) 
 	e.mu.Lock()
 	if e.src[origin] != nil {
 		e.mu.Unlock()
-		return nil, nil, 0, localErr(compute.MigrationAlreadyMigrating, "origin %s", hex(origin))
+		return nil, nil, 0, localErr(compute.MigrationAlreadyMigrating, "origin %s", hexID(origin))
 	}
 	e.src[origin] = s
 	e.mu.Unlock()
