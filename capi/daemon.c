@@ -30,9 +30,10 @@ static void nm_writer_init(nm_writer *w, uint32_t magic, uint8_t *inl, size_t ca
 }
 
 static int nm_writer_append(nm_writer *w, const void *a, size_t alen, const void *b, size_t blen) {
+    /* alen is at most 8; check blen before adding so nothing can wrap. */
+    if (blen > NET_MESH_MAX_BUFFER || alen > 16) return NET_MESH_ERR_INVALID_ARGUMENT;
     size_t need = alen + blen;
-    if (need > NET_MESH_MAX_BUFFER || w->len > NET_MESH_MAX_BUFFER + 16 - need)
-        return NET_MESH_ERR_INVALID_ARGUMENT;
+    if (w->len + need > NET_MESH_MAX_BUFFER + 16) return NET_MESH_ERR_INVALID_ARGUMENT;
     if (w->len + need > w->cap) {
         size_t cap = w->cap * 2;
         if (cap < w->len + need) cap = w->len + need;

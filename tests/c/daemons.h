@@ -6,6 +6,10 @@
 #include <string.h>
 #include "net_mesh.h"
 
+#if defined(__GNUC__)
+#pragma GCC diagnostic ignored "-Wunused-function"
+#endif
+
 static atomic_int daemons_finalized;
 static atomic_int factories_finalized;
 

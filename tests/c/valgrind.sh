@@ -14,6 +14,13 @@ if ! command -v valgrind >/dev/null 2>&1; then
     echo "valgrind: not installed and cannot install it (need root + apt-get)" >&2; exit 1
   fi
 fi
+# go.supp hides errors whose innermost frame has a dotted (Go) name; make
+# sure no symbol of capi's own C code has one.
+lib=$(dirname "$0")/../../build/libnetmesh.so
+if nm "$lib" | awk '{print $NF}' | grep -qE '^(nm_|net_mesh_)[^.]*\.'; then
+  echo "valgrind: capi C symbols with clone suffixes would be suppressed:" >&2
+  nm "$lib" | awk '{print $NF}' | grep -E '^(nm_|net_mesh_)[^.]*\.' >&2; exit 1
+fi
 status=0
 for t in "$@"; do
   log="$dir/$t.valgrind.log"
@@ -23,8 +30,8 @@ for t in "$@"; do
     --show-leak-kinds=definite --errors-for-leak-kinds=definite \
     --suppressions="$here/go.supp" --error-exitcode=97 \
     --log-file="$log" "$dir/$t" >/dev/null && rc=0 || rc=$?
-  summary=$(grep -E 'ERROR SUMMARY' "$log" | tail -1 | sed 's/^==[0-9]*== //')
-  leaks=$(grep -E 'definitely lost:' "$log" | tail -1 | sed 's/^==[0-9]*== *//')
+  summary=$(grep -E 'ERROR SUMMARY|FATAL' "$log" | tail -1 | sed 's/^==[0-9]*== //' || true)
+  leaks=$(grep -E 'definitely lost:' "$log" | tail -1 | sed 's/^==[0-9]*== *//' || true)
   if [ "$rc" != 0 ]; then
     echo "valgrind $t: FAILED (exit $rc) — $summary; see $log"
     grep -E -A12 'Invalid|uninitialised|definitely lost in' "$log" | head -60 || true
