@@ -7,7 +7,7 @@ FUZZTIME ?= 5s
 
 .DEFAULT_GOAL := help
 
-.PHONY: help build lib test test-go test-c soak bench-c install vet fmt-check fuzz bench demo clean
+.PHONY: help build lib test test-go test-c test-install soak bench-c install vet fmt-check fuzz bench demo clean
 
 help: ## list targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'

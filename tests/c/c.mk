@@ -33,6 +33,7 @@ test-c: $(LIB) $(C_TEST_BINS) ## C ABI suite: header checks, exported symbols, C
 	  echo "== $$t"; $(CTEST_DIR)/$$t; done
 	@echo "== soak (N=$(TEST_SOAK_N))"; $(CTEST_DIR)/soak $(TEST_SOAK_N)
 	tests/c/valgrind.sh $(CTEST_DIR) basic badinput runtime threads
+	$(MAKE) --no-print-directory test-install
 
 soak: $(CTEST_DIR)/soak ## 10^6 spawn/stop and deliver cycles through the ABI, start/end RSS
 	$(CTEST_DIR)/soak $(SOAK_N)
@@ -43,6 +44,14 @@ bench-c: $(CTEST_DIR)/bench ## C -> deliver -> C echo daemon -> back, next to th
 $(CTEST_DIR)/bench: tests/c/bench.c include/net_mesh.h $(LIB)
 	@mkdir -p $(CTEST_DIR)
 	$(CC) $(C_WARN) -O2 -D_GNU_SOURCE -Iinclude -o $@ $< $(C_LINK)
+
+# The example builds against an installed copy exactly as a user would.
+test-install: ## install into a temp PREFIX and build examples/c with pkg-config
+	@set -e; tmp=$$(mktemp -d); \
+	$(MAKE) --no-print-directory install PREFIX=$$tmp >/dev/null; \
+	PKG_CONFIG_PATH=$$tmp/lib/pkgconfig $(CC) $(C_WARN) examples/c/counter.c $$(PKG_CONFIG_PATH=$$tmp/lib/pkgconfig pkg-config --cflags --libs netmesh) -o $$tmp/counter; \
+	$$tmp/counter | tail -1 | grep -q 'count 6' && echo "install: pkg-config build of examples/c/counter.c runs (count 6 after restore)"; \
+	rm -rf $$tmp
 
 install: $(LIB) ## install lib, header and netmesh.pc under PREFIX (default /usr/local)
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
