@@ -390,8 +390,9 @@ void net_mesh_channel_options_init(net_mesh_channel_options *opts);
 
 /*
  * Register channel (UTF-8 name) on this node as its publisher. opts (borrowed)
- * may be NULL for an open channel. Returns NET_MESH_OK, _BAD_HANDLE,
- * _INVALID_ARGUMENT (bad name, already registered, bad options).
+ * may be NULL for an open channel. Registering a name again replaces its
+ * policy. Returns NET_MESH_OK, _BAD_HANDLE, _INVALID_ARGUMENT (bad name, bad
+ * options).
  */
 int net_mesh_node_channel_register(net_mesh_node *node, const char *channel,
                                    const net_mesh_channel_options *opts);
