@@ -18,9 +18,10 @@ from __future__ import annotations
 import ctypes
 import itertools
 import struct
+import sys
 import threading
 from ctypes import CFUNCTYPE, POINTER, c_char_p, c_int, c_size_t, c_uint32, c_uint64, c_void_p
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, NamedTuple, Optional
 
 from . import _ffi
 
@@ -60,7 +61,8 @@ class Event(ctypes.Structure):
 
 
 class EventList(ctypes.Structure):
-    _fields_ = [("events", POINTER(Event)), ("len", c_size_t), ("reserved_", c_void_p)]
+    # events is read as an address (int): the hot path reads it through MEM
+    _fields_ = [("events", c_void_p), ("len", c_size_t), ("reserved_", c_void_p)]
 
 
 # process(user_data, event, outputs) etc. Pointers arrive as ints (or None).
@@ -80,6 +82,7 @@ class DaemonVTable(ctypes.Structure):
     ]
 
 
+TASK_FN = CFUNCTYPE(None, c_void_p)
 FACTORY_CREATE_FN = CFUNCTYPE(c_int, c_void_p, POINTER(DaemonVTable), POINTER(c_void_p))
 
 
@@ -91,44 +94,30 @@ _ffi.extend_signatures({
     "net_mesh_outputs_push": (c_int, [c_void_p, c_char_p, c_size_t]),
     "net_mesh_state_write": (c_int, [c_void_p, c_char_p, c_size_t]),
     "net_mesh_callback_set_error": (None, [c_char_p]),
-    "net_mesh_event_list_free": (None, [POINTER(EventList)]),
+    "net_mesh_event_list_free": (None, [c_void_p]),
     "net_mesh_daemon_vtable_init": (None, [POINTER(DaemonVTable)]),
     "net_mesh_factory_init": (None, [POINTER(Factory)]),
+    "net_mesh_callback_probe": (c_int, [TASK_FN, c_void_p]),
 })
 
 # --- the Python side --------------------------------------------------------
 
 
-class CausalEvent:
+class CausalEvent(NamedTuple):
     """One event of a causal chain: what you deliver, and what a daemon emits.
 
     ``origin_hash`` and ``sequence`` say whose event it is and where it sits
     in that origin's chain; ``parent_hash`` and ``horizon`` are filled by the
     runtime on outputs; ``received_at`` is unix nanoseconds (0 = unknown).
+    An immutable value (a named tuple): use ``ev._replace(...)`` to vary one.
     """
 
-    __slots__ = ("origin_hash", "sequence", "payload", "parent_hash", "horizon", "received_at")
-
-    def __init__(self, origin_hash: int = 0, sequence: int = 0, payload: bytes = b"",
-                 parent_hash: int = 0, horizon: int = 0, received_at: int = 0) -> None:
-        self.origin_hash = origin_hash
-        self.sequence = sequence
-        self.payload = payload
-        self.parent_hash = parent_hash
-        self.horizon = horizon
-        self.received_at = received_at
-
-    def __repr__(self) -> str:
-        return (f"CausalEvent(origin_hash={self.origin_hash:#x}, sequence={self.sequence}, "
-                f"payload={self.payload!r}, parent_hash={self.parent_hash:#x}, "
-                f"horizon={self.horizon:#x}, received_at={self.received_at})")
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, CausalEvent):
-            return NotImplemented
-        return all(getattr(self, s) == getattr(other, s) for s in self.__slots__)
-
-    __hash__ = None  # type: ignore[assignment]
+    origin_hash: int = 0
+    sequence: int = 0
+    payload: bytes = b""
+    parent_hash: int = 0
+    horizon: int = 0
+    received_at: int = 0
 
 
 class MeshDaemon:
@@ -237,18 +226,45 @@ _EV = struct.Struct("@QQQQPNQ")  # net_mesh_event: link(4×u64), payload, len, r
 _EV_SIZE = _EV.size
 _string_at = ctypes.string_at
 _objects_get = _objects.__getitem__
+_tnew = tuple.__new__
+
+# A read-only view of the process's address space, used only to read memory
+# the library just handed us (an event, its payload, an output list) at the
+# address it gave. Far cheaper than ctypes.string_at (a foreign call each) —
+# this is the per-event hot path.
+MEM = memoryview((ctypes.c_char * (sys.maxsize // 2)).from_address(0)).cast("B").toreadonly()
+_unpack_ev = _EV.unpack_from
+
+
+def _find_bytes_offset() -> Optional[int]:
+    """Offset of a bytes object's data from id(obj) on this CPython, verified
+    on sample objects; None elsewhere (callers then take a slower path)."""
+    if sys.implementation.name != "cpython":
+        return None
+    off = sys.getsizeof(b"") - 1
+    for sample in (bytes(range(1, 200)), b"net_mesh" * 3, bytes(7)):
+        if len(sample) and bytes(MEM[id(sample) + off:id(sample) + off + len(sample)]) != sample:
+            return None
+    return off
+
+
+#: id(b) + BYTES_OFFSET is the address of b's data (CPython; None if unknown).
+BYTES_OFFSET = _find_bytes_offset()
+
+
+def bytes_address(b: bytes) -> int:
+    """Address of the data of bytes object b, valid while b is alive."""
+    if not b:
+        return 0
+    if BYTES_OFFSET is not None:
+        return id(b) + BYTES_OFFSET
+    return ctypes.cast(ctypes.c_char_p(b), c_void_p).value or 0
 
 
 def _event_from(addr: int) -> CausalEvent:
-    origin, horizon, seq, parent, pay, plen, recv = _EV.unpack(_string_at(addr, _EV_SIZE))
-    ev = CausalEvent.__new__(CausalEvent)
-    ev.origin_hash = origin
-    ev.sequence = seq
-    ev.payload = _string_at(pay, plen) if plen else b""
-    ev.parent_hash = parent
-    ev.horizon = horizon
-    ev.received_at = recv
-    return ev
+    origin, horizon, seq, parent, pay, plen, recv = _unpack_ev(MEM, addr)
+    return _tnew(CausalEvent, (origin, seq, MEM[pay:pay + plen].tobytes() if plen else b"",
+                               parent, horizon, recv))
 
 
 def _process(ud: int, ev: int, out: int) -> int:
@@ -316,6 +332,18 @@ def _finalize(ud: Optional[int]) -> None:
         pass
 
 
+def _task(ud: Optional[int]) -> None:
+    try:
+        _objects_get(ud)()  # type: ignore[index]
+    except BaseException as e:  # a task has no caller; log through the library's user
+        try:
+            import sys
+
+            print(f"net_mesh: submitted task raised {type(e).__name__}: {e}", file=sys.stderr)
+        except BaseException:
+            pass
+
+
 def fill_vtable(vt: DaemonVTable, slot: _DaemonSlot) -> None:
     """Point vt at the trampolines for slot (size is set by the caller/library)."""
     vt.name = slot.name
@@ -368,6 +396,7 @@ _SNAPSHOT = SNAPSHOT_FN(_snapshot)
 _RESTORE = RESTORE_FN(_restore)
 _FINALIZE = _ffi.FINALIZE_FN(_finalize)
 _FACTORY_CREATE = FACTORY_CREATE_FN(_factory_create)
+_TASK = TASK_FN(_task)
 _push: Callable[..., int] = _ffi._Missing("net_mesh_outputs_push")
 
 

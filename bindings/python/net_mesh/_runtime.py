@@ -66,13 +66,15 @@ _ffi.extend_signatures({
         c_int, [_vp, _vp, c_char_p, c_size_t, _cfg, _vt, _vp, _fac, _vp, _vpp]),
     "net_mesh_runtime_stop": (c_int, [_vp, c_uint64]),
     "net_mesh_runtime_snapshot": (c_int, [_vp, c_uint64, POINTER(_ffi.Bytes)]),
-    "net_mesh_runtime_deliver": (c_int, [_vp, c_uint64, POINTER(EventIn), POINTER(EventList)]),
+    # event and output list are passed as addresses of per-thread scratch buffers
+    "net_mesh_runtime_deliver": (c_int, [_vp, c_uint64, _vp, _vp]),
     "net_mesh_subscription_list_free": (None, [POINTER(SubscriptionListC)]),
     "net_mesh_runtime_subscriptions": (c_int, [_vp, c_uint64, POINTER(SubscriptionListC)]),
     "net_mesh_runtime_subscribe": (c_int, [_vp, c_uint64, c_uint64, c_char_p, c_char_p, c_size_t, c_uint32]),
     "net_mesh_runtime_unsubscribe": (c_int, [_vp, c_uint64, c_uint64, c_char_p, c_uint32]),
     "net_mesh_runtime_expect_migration": (c_int, [_vp, c_char_p, c_uint64, _cfg]),
     "net_mesh_runtime_register_migration_target_identity": (c_int, [_vp, c_char_p, _vp, _cfg]),
+    "net_mesh_runtime_submit": (c_int, [_vp, _daemon.TASK_FN, _vp, _ffi.FINALIZE_FN]),
     "net_mesh_runtime_free": (None, [_vp]),
     "net_mesh_daemon_origin_hash": (c_int, [_vp, _u64p]),
     "net_mesh_daemon_entity_id": (c_int, [_vp, c_char_p]),
@@ -187,15 +189,17 @@ def _raise(rc: int, callback_is_process: bool = False) -> None:
 
 
 class _Scratch:
-    """Per-thread deliver buffers (a stack, so nested delivers are safe)."""
+    """Per-thread deliver buffers: a net_mesh_event and a net_mesh_event_list,
+    filled and read with struct at fixed addresses. Kept on a per-thread stack
+    so a daemon that delivers to another daemon gets its own pair."""
 
-    __slots__ = ("ev", "ev_ptr", "out", "out_ptr")
+    __slots__ = ("ev", "ev_addr", "out", "out_addr")
 
     def __init__(self) -> None:
         self.ev = EventIn()
-        self.ev_ptr = ctypes.pointer(self.ev)
+        self.ev_addr = ctypes.addressof(self.ev)
         self.out = EventList()
-        self.out_ptr = ctypes.pointer(self.out)
+        self.out_addr = ctypes.addressof(self.out)
 
 
 _CALLBACK_FAILED = -16
@@ -203,38 +207,32 @@ _PROCESS_FAILED = -9
 _tls = threading.local()
 _EVSZ = ctypes.sizeof(Event)
 _U64_MAX = 2**64 - 1
-# Filling the event with struct.pack_into checks every u64 (ctypes would wrap
-# -1 silently) and is cheaper than one ctypes attribute store per field.
-_pack_link = struct.Struct("@QQQQ").pack_into
-_pack_tail = struct.Struct("@NQ").pack_into
-_TAIL = EventIn.payload_len.offset
-assert EventIn.received_at.offset == _TAIL + 8
+# struct.pack_into checks every u64 (ctypes would silently wrap -1) and fills
+# the whole event in one call; the payload goes in by address (no copy).
+_pack_ev = _daemon._EV.pack_into
+_unpack_list = struct.Struct("@PNP").unpack_from
+assert ctypes.sizeof(EventIn) == _daemon._EV.size and ctypes.sizeof(EventList) == 24
+_addr = _daemon.bytes_address
+_OFF = _daemon.BYTES_OFFSET
 
 
 def _outputs(lib: Any, sc: _Scratch) -> "list[CausalEvent]":
-    out = sc.out
-    n = out.len
+    mem = _daemon.MEM
+    base, n, reserved = _unpack_list(mem, sc.out_addr)
+    if not n:
+        if reserved:
+            lib.net_mesh_event_list_free(sc.out_addr)
+        return []
     try:
-        if not n:
-            return []
-        raw = ctypes.string_at(out.events, n * _EVSZ)
+        unpack, tnew = _daemon._unpack_ev, tuple.__new__
         res = []
-        unpack = _daemon._EV.unpack_from
-        sa = ctypes.string_at
         for i in range(n):
-            origin, horizon, seq, parent, pay, plen, recv = unpack(raw, i * _EVSZ)
-            ev = CausalEvent.__new__(CausalEvent)
-            ev.origin_hash = origin
-            ev.sequence = seq
-            ev.payload = sa(pay, plen) if plen else b""
-            ev.parent_hash = parent
-            ev.horizon = horizon
-            ev.received_at = recv
-            res.append(ev)
+            origin, horizon, seq, parent, pay, plen, recv = unpack(mem, base + i * _EVSZ)
+            res.append(tnew(CausalEvent, (origin, seq, mem[pay:pay + plen].tobytes() if plen else b"",
+                                          parent, horizon, recv)))
         return res
     finally:
-        if out.reserved_ or n:
-            lib.net_mesh_event_list_free(sc.out_ptr)
+        lib.net_mesh_event_list_free(sc.out_addr)
 
 
 class DaemonHandle(Handle):
@@ -419,23 +417,34 @@ class DaemonRuntime(Handle):
             stack = _tls.stack = []
         sc = stack.pop() if stack else _Scratch()
         try:
-            ev = sc.ev
             try:
-                _pack_link(ev, 0, event.origin_hash, event.horizon, event.sequence, event.parent_hash)
-                payload = event.payload
+                origin, seq, payload, parent, horizon, recv = event
                 if payload.__class__ is not bytes:
                     payload = _bytes_arg(payload, "payload")
-                ev.payload = payload
-                _pack_tail(ev, _TAIL, len(payload), event.received_at)
+                _pack_ev(sc.ev, 0, origin, horizon, seq, parent,
+                         (id(payload) + _OFF if _OFF is not None else _addr(payload)) if payload else 0,
+                         len(payload), recv)
             except struct.error as e:
                 raise InvalidArgumentError(f"net_mesh: bad CausalEvent field (u64 expected): {e}") from None
-            rc = self._deliver(p, origin_hash, sc.ev_ptr, sc.out_ptr)
-            ev.payload = None
+            # payload stays referenced by this frame for the whole call
+            rc = self._deliver(p, origin_hash, sc.ev_addr, sc.out_addr)
             if rc:
                 _raise(rc, True)
             return _outputs(self._lib, sc)
         finally:
             stack.append(sc)
+
+    def submit(self, fn: Callable[[], Any]) -> None:
+        """Run ``fn()`` on the runtime's worker pool (a library thread); never
+        blocks. Callable from any thread. An exception in ``fn`` is printed
+        to stderr (there is no caller to hand it to)."""
+        if not callable(fn):
+            raise TypeError("net_mesh: submit needs a callable")
+        h = self._handle()
+        key = _daemon.keep(fn)  # consumed also on error: the finalizer drops it
+        rc = self._lib.net_mesh_runtime_submit(h, _daemon._TASK, key, _daemon._FINALIZE)
+        if rc:
+            _raise(rc)
 
     # --- migration entries and channels -----------------------------------
 

@@ -338,3 +338,36 @@ def test_payload_types(rt):
     big = bytes(range(256)) * 4096
     assert rt.deliver(h.origin_hash, ev(big))[0].payload == big
     assert rt.deliver(h.origin_hash, ev(b"\x00\x00"))[0].payload == b"\x00\x00"
+
+
+def test_submit_runs_on_a_library_thread_and_can_deliver(rt):
+    h = rt.spawn("counter", nm.Identity.generate())
+    done = threading.Event()
+    result = {}
+
+    def task():
+        result["thread"] = threading.get_ident()
+        result["count"] = count_of(rt.deliver(h.origin_hash, ev()))
+        done.set()
+
+    # scheduled from a plain OS thread
+    t = threading.Thread(target=lambda: rt.submit(task))
+    t.start()
+    t.join()
+    assert done.wait(10)
+    assert result["count"] == 1
+    assert result["thread"] != threading.get_ident()
+    with pytest.raises(TypeError):
+        rt.submit(5)
+
+
+def test_callback_probe_calls_back_on_this_thread():
+    from net_mesh import _daemon, _ffi
+
+    seen = []
+    key = _daemon.keep(lambda: seen.append(threading.get_ident()))
+    try:
+        assert _ffi.lib().net_mesh_callback_probe(_daemon._TASK, key) == 0
+    finally:
+        _daemon._finalize(key)
+    assert seen == [threading.get_ident()]
