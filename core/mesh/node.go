@@ -150,6 +150,7 @@ type Node struct {
 	disp   dispatcher
 	closed atomic.Bool
 
+	sendq   chan outPacket   // to writerLoop; nil unless the transport batches
 	ephPool chan noise.DHKey // pre-generated ephemeral keys (ephemeral.go)
 	ephWake chan struct{}
 
@@ -229,6 +230,11 @@ func NewNode(cfg Config) (*Node, error) {
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.disp.init()
+	if _, ok := tr.(batchWriter); ok {
+		n.sendq = make(chan outPacket, sendQueueLen)
+		n.wg.Add(1)
+		go n.writerLoop()
+	}
 	n.wg.Add(4)
 	go n.keygenLoop()
 	go n.readLoop()
@@ -359,10 +365,21 @@ func (n *Node) write(b []byte, to net.Addr) error {
 // the transport.
 func (n *Node) readLoop() {
 	defer n.wg.Done()
-	buf := make([]byte, 64<<10)
+	br, batched := n.tr.(batchReader)
+	buf := make([]byte, groBufSize)
+	oob := make([]byte, 128)
 	scratch := make([]byte, 0, 64<<10)
 	for {
-		k, from, err := n.tr.ReadFrom(buf)
+		var (
+			k, seg int
+			from   net.Addr
+			err    error
+		)
+		if batched {
+			k, from, seg, err = br.readBatch(buf, oob)
+		} else {
+			k, from, err = n.tr.ReadFrom(buf)
+		}
 		if err != nil {
 			if n.closed.Load() {
 				return
@@ -373,7 +390,14 @@ func (n *Node) readLoop() {
 			}
 			continue
 		}
-		n.handlePacket(buf[:k], from, scratch)
+		if seg == 0 {
+			n.handlePacket(buf[:k], from, scratch)
+			continue
+		}
+		// A coalesced read: datagrams of seg bytes, the last possibly shorter.
+		for off := 0; off < k; off += seg {
+			n.handlePacket(buf[off:min(off+seg, k)], from, scratch)
+		}
 	}
 }
 

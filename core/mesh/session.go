@@ -92,24 +92,28 @@ var packetPool = sync.Pool{New: func() any { b := make([]byte, 0, wire.MaxPacket
 const maxMessage = wire.MaxPayload - wire.EventPrefixSize
 
 // sendPacket seals one packet carrying events (framed) or nothing (heartbeat)
-// and writes it. Safe from any goroutine.
+// and writes it, or hands it to the node's writer goroutine when the
+// transport batches. Safe from any goroutine.
 func (s *session) sendPacket(h wire.Header, events ...[]byte) error {
 	pt := packetPool.Get().(*[]byte)
-	out := packetPool.Get().(*[]byte)
 	defer packetPool.Put(pt)
-	defer packetPool.Put(out)
 	plain := wire.AppendEvents((*pt)[:0], events...)
+	*pt = plain[:0]
 	if len(plain) > wire.MaxPayload {
 		return ErrPayloadTooLarge
 	}
 	h.SessionID = s.id
 	h.EventCount = uint16(len(events))
+	out := packetPool.Get().(*[]byte)
 	ctr := s.txCounter.Add(1) - 1
-	pkt := s.tx.Seal((*out)[:0], &h, ctr, plain)
-	*pt = plain[:0]
-	*out = pkt[:0]
+	*out = s.tx.Seal((*out)[:0], &h, ctr, plain)
 	s.lastSend.Store(time.Now().UnixNano())
-	return s.n.write(pkt, s.addr)
+	if s.n.sendq != nil {
+		return s.n.enqueue(out, s.addr) // the writer returns out to the pool
+	}
+	err := s.n.write(*out, s.addr)
+	packetPool.Put(out)
+	return err
 }
 
 func (s *session) sendHeartbeat() error {

@@ -24,6 +24,8 @@ type AddrResolver interface {
 }
 
 // ListenUDP binds a UDP socket for a node ("127.0.0.1:0" picks a free port).
+// The transport batches datagrams with the kernel's UDP segmentation offloads
+// where available (udp.go).
 func ListenUDP(bind string) (Transport, error) {
 	ua, err := net.ResolveUDPAddr("udp", bind)
 	if err != nil {
@@ -36,7 +38,7 @@ func ListenUDP(bind string) (Transport, error) {
 	// Bigger socket buffers absorb bursts of reliable traffic; failure is harmless.
 	_ = c.SetReadBuffer(4 << 20)
 	_ = c.SetWriteBuffer(4 << 20)
-	return c, nil
+	return newUDPTransport(c), nil
 }
 
 func resolve(t Transport, addr string) (net.Addr, error) {
