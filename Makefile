@@ -10,7 +10,7 @@ FUZZTIME ?= 5s
 .PHONY: help build lib test test-go test-c test-install soak bench-c install vet fmt-check fuzz bench demo clean
 
 help: ## list targets
-	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 build: lib ## build every Go package and the shared library
 	$(GO) build ./...
