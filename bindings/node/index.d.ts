@@ -49,3 +49,117 @@ export class Identity {
 
 /** The loaded library's version, "MAJOR.MINOR.PATCH". */
 export const libraryVersion: string;
+
+export interface NodeOptions {
+  /** 'host:port' to bind; default '127.0.0.1:0'. */
+  bind?: string;
+  /** The mesh's 32-byte pre-shared key; default all zero. */
+  psk?: Bytes;
+  /** The node's identity; default generated. */
+  identity?: Identity;
+  heartbeatMs?: U64;
+  sessionTimeoutMs?: U64;
+  connectTimeoutMs?: U64;
+  membershipTimeoutMs?: U64;
+}
+
+/** An encrypted UDP mesh node. */
+export class Node {
+  private constructor();
+  static create(options?: NodeOptions): Promise<Node>;
+  /** The bound address, 'host:port'. */
+  readonly addr: string;
+  readonly nodeId: bigint;
+  /** The node's 32-byte X25519 static public key (a copy). */
+  readonly publicKey: Buffer;
+  /** Open a session to a peer that accepted this node (timeoutMs default: connectTimeoutMs). */
+  connect(addr: string, publicKey: Bytes, nodeId: U64, timeoutMs?: U64): Promise<void>;
+  /** Admit handshakes from nodeId, now and later. */
+  accept(nodeId: U64): void;
+  /** Stop the socket and threads and release the node. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** What a daemon's process() receives. */
+export interface DaemonEvent {
+  originHash: bigint;
+  sequence: bigint;
+  payload: Buffer;
+}
+
+/** What deliver() takes. */
+export interface InputEvent {
+  originHash: U64;
+  sequence: U64;
+  payload: Bytes;
+}
+
+/** An output event: one step of the daemon's causal chain. */
+export interface OutputEvent {
+  originHash: bigint;
+  sequence: bigint;
+  parentHash: bigint;
+  horizon: bigint;
+  payload: Buffer;
+}
+
+/**
+ * A daemon: any object with process(); snapshot()/restore() make it stateful.
+ * Methods run on the JS thread, never concurrently; they must be synchronous.
+ */
+export interface Daemon {
+  process(event: DaemonEvent): ReadonlyArray<Buffer | Uint8Array> | null | undefined | void;
+  /** The state to carry; null/undefined = stateless. */
+  snapshot?(): Buffer | Uint8Array | null | undefined;
+  restore?(state: Buffer): void;
+}
+
+export type DaemonFactory = () => Daemon;
+
+export interface DaemonConfig {
+  /** Take a snapshot every N processed events (0 = off). */
+  autoSnapshotInterval?: U64;
+}
+
+export interface DaemonStats {
+  eventsProcessed: bigint;
+  eventsEmitted: bigint;
+  errors: bigint;
+  snapshotsTaken: bigint;
+}
+
+export class DaemonHandle {
+  private constructor();
+  readonly originHash: bigint;
+  readonly entityId: Buffer;
+  stats(): DaemonStats;
+}
+
+export interface RuntimeOptions {
+  /** Worker pool threads; default the number of CPUs. */
+  workers?: number;
+  /** Worker pool queue bound; default 1024. */
+  queueSize?: number;
+}
+
+export class DaemonRuntime {
+  constructor(node: Node, options?: RuntimeOptions);
+  registerFactory(kind: string, factory: DaemonFactory): void;
+  start(): Promise<void>;
+  shutdown(timeoutMs?: U64): Promise<void>;
+  /** A started runtime keeps the event loop alive until shutdown; unref() lets the process exit. */
+  unref(): this;
+  ref(): this;
+  isReady(): boolean;
+  daemonCount(): number;
+  spawn(kind: string, identity: Identity, config?: DaemonConfig): DaemonHandle;
+  spawnFromSnapshot(kind: string, identity: Identity, snapshot: Bytes, config?: DaemonConfig): DaemonHandle;
+  /** Synchronous: the daemon runs on this thread. Empty while the daemon is migrating (queued). */
+  deliver(origin: U64, event: InputEvent): OutputEvent[];
+  snapshot(origin: U64): Buffer | null;
+  stop(origin: U64): void;
+  expectMigration(kind: string, origin: U64, config?: DaemonConfig): void;
+  registerMigrationTargetIdentity(kind: string, identity: Identity, config?: DaemonConfig): void;
+  /** Run fn on this JS thread by way of the runtime's worker pool. */
+  submit(fn: () => void): void;
+}

@@ -3,9 +3,14 @@
 const native = require('./lib/native');
 const { NetMeshError } = require('./lib/errors');
 const { Identity } = require('./lib/identity');
+const { Node } = require('./lib/node');
+const { DaemonRuntime, DaemonHandle } = require('./lib/runtime');
 
 module.exports = {
   Identity,
+  Node,
+  DaemonRuntime,
+  DaemonHandle,
   NetMeshError,
   /** The loaded library's version, "MAJOR.MINOR.PATCH". */
   libraryVersion: native.version(),

@@ -89,7 +89,7 @@ typedef struct task_item {
     struct task_item *next;
 } task_item;
 
-struct rt_box;
+struct box;
 
 typedef struct addon_state {
     /* Read-only after init. */
@@ -106,7 +106,8 @@ typedef struct addon_state {
     napi_ref make_error;     /* (status, kind, message, detail, movedTo, cause) -> Error */
     napi_ref pending_cause;  /* JS error thrown by the last failing callback */
     int callback_depth;      /* nesting of JS callbacks run by the library */
-    struct rt_box *runtimes; /* live runtimes, shut down by the cleanup hook */
+    int js_refs;             /* runtimes keeping the event loop alive */
+    struct box *live;        /* live runtimes and nodes, released by the cleanup hook */
 
     /* Guarded by mu: the wake-up path and what crosses threads. */
     pthread_mutex_t mu;
@@ -233,9 +234,10 @@ static napi_value failure_to_js(napi_env env, const nm_failure *f, napi_value ca
 
 /* Take the original JS error of the last failing callback, if any. */
 static napi_value take_cause(napi_env env, addon_state *s) {
-    napi_value v = NULL;
+    napi_value v = NULL, holder;
     if (s->pending_cause != NULL) {
-        napi_get_reference_value(env, s->pending_cause, &v);
+        if (napi_get_reference_value(env, s->pending_cause, &holder) == napi_ok)
+            napi_get_named_property(env, holder, "v", &v);
         napi_delete_reference(env, s->pending_cause);
         s->pending_cause = NULL;
     }
@@ -434,7 +436,51 @@ enum box_kind { BOX_IDENTITY = 0x4e4d4931, BOX_NODE, BOX_RUNTIME, BOX_DAEMON, BO
 typedef struct box {
     int kind;
     void *h;
+    /* Runtimes and nodes are listed (JS thread only) so the environment
+     * cleanup hook can release them; listed != 0 while linked. */
+    struct box *next, *prev;
+    int listed;
+    int no_ref; /* unref() was called */
+    int refd; /* a started runtime keeps the event loop alive (see runtime_ref) */
+    addon_state *s;
 } box;
+
+static void runtime_ref(box *b, int on);
+
+static void box_link(addon_state *s, box *b) {
+    b->s = s;
+    b->prev = NULL;
+    b->next = s->live;
+    if (s->live)
+        s->live->prev = b;
+    s->live = b;
+    b->listed = 1;
+}
+
+static void box_unlink(box *b) {
+    if (!b->listed)
+        return;
+    if (b->prev)
+        b->prev->next = b->next;
+    else
+        b->s->live = b->next;
+    if (b->next)
+        b->next->prev = b->prev;
+    b->listed = 0;
+}
+
+/* Handles whose release may block on library threads (a runtime draining its
+ * pool, a node stopping its socket) are released on a short-lived thread when
+ * the garbage collector drops them, never on the JS thread. */
+static void *release_thread(void *arg) {
+    box *b = arg;
+    if (b->kind == BOX_RUNTIME)
+        net_mesh_runtime_free(b->h);
+    else if (b->kind == BOX_NODE)
+        net_mesh_node_free(b->h);
+    free(b);
+    return NULL;
+}
 
 static void box_free_handle(box *b) {
     void *h = b->h;
@@ -443,6 +489,9 @@ static void box_free_handle(box *b) {
         return;
     switch (b->kind) {
     case BOX_IDENTITY: net_mesh_identity_free(h); break;
+    case BOX_NODE: box_unlink(b); net_mesh_node_free(h); break;
+    case BOX_RUNTIME: box_unlink(b); net_mesh_runtime_free(h); break;
+    case BOX_DAEMON: net_mesh_daemon_free(h); break;
     default: break;
     }
 }
@@ -451,6 +500,19 @@ static void box_finalize(napi_env env, void *data, void *hint) {
     (void)env;
     (void)hint;
     box *b = data;
+    if (b->refd)
+        runtime_ref(b, 0);
+    box_unlink(b);
+    if (b->h != NULL && (b->kind == BOX_RUNTIME || b->kind == BOX_NODE)) {
+        pthread_t t;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        int rc = pthread_create(&t, &attr, release_thread, b);
+        pthread_attr_destroy(&attr);
+        if (rc == 0)
+            return;
+    }
     box_free_handle(b);
     free(b);
 }
@@ -461,6 +523,7 @@ static napi_value box_new(napi_env env, int kind, void *h) {
         napi_throw_error(env, "NO_MEMORY", "net-mesh: out of memory");
         return NULL;
     }
+    memset(b, 0, sizeof *b);
     b->kind = kind;
     b->h = h;
     napi_value ext;
@@ -626,6 +689,1282 @@ static napi_value js_identity_seed(napi_env env, napi_callback_info info) {
 }
 
 /* ------------------------------------------------------------------ */
+/* JS daemons and factories                                            */
+/* ------------------------------------------------------------------ */
+
+/* A kind's factory: a JS function returning a daemon object. */
+typedef struct js_factory {
+    addon_state *s;
+    napi_ref fn;
+} js_factory;
+
+/* A daemon instance. Its methods are read once, when the factory returns. */
+typedef struct js_daemon {
+    addon_state *s;
+    napi_ref obj, process, snapshot, restore;
+} js_daemon;
+
+static void js_daemon_finalize(void *ud) {
+    js_daemon *d = ud;
+    release_ref(d->s, d->obj);
+    release_ref(d->s, d->process);
+    release_ref(d->s, d->snapshot);
+    release_ref(d->s, d->restore);
+    addon_state *s = d->s;
+    free(d);
+    state_unref(s);
+}
+
+static void js_factory_finalize(void *ud) {
+    js_factory *f = ud;
+    release_ref(f->s, f->fn);
+    addon_state *s = f->s;
+    free(f);
+    state_unref(s);
+}
+
+/* Callbacks refuse to run anywhere but on their environment's live JS thread
+ * (e.g. a task run inline after the environment closed). */
+static int callback_enter(addon_state *s) {
+    if (!on_js_thread(s)) {
+        net_mesh_callback_set_error("net-mesh: the JavaScript environment of this daemon is gone");
+        return -1;
+    }
+    return 0;
+}
+
+/* Record the pending JS exception as the failure of the current callback:
+ * the original error is kept for the call that reports it, its text goes to
+ * the library. Returns 1 (the callback's failure value). */
+static int callback_fail_pending(napi_env env, addon_state *s) {
+    napi_value err = NULL, str;
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (!pending || napi_get_and_clear_last_exception(env, &err) != napi_ok) {
+        net_mesh_callback_set_error("net-mesh: JavaScript callback failed");
+        return 1;
+    }
+    clear_cause(env, s);
+    /* References hold only objects: keep any thrown value in a holder. */
+    napi_value holder;
+    if (napi_create_object(env, &holder) == napi_ok && napi_set_named_property(env, holder, "v", err) == napi_ok)
+        napi_create_reference(env, holder, 1, &s->pending_cause);
+    char msg[1024] = "net-mesh: JavaScript callback threw";
+    if (napi_coerce_to_string(env, err, &str) == napi_ok) {
+        size_t n;
+        napi_get_value_string_utf8(env, str, msg, sizeof msg, &n);
+    } else {
+        bool p;
+        napi_value ignored;
+        if (napi_is_exception_pending(env, &p) == napi_ok && p)
+            napi_get_and_clear_last_exception(env, &ignored);
+    }
+    net_mesh_callback_set_error(msg);
+    return 1;
+}
+
+/* Fail the current callback with a TypeError as the original error. */
+static int callback_fail_type(napi_env env, addon_state *s, const char *msg) {
+    napi_throw_type_error(env, NULL, msg);
+    return callback_fail_pending(env, s);
+}
+
+static int optional_method(napi_env env, napi_value obj, const char *name, napi_ref *out) {
+    napi_value v;
+    napi_valuetype t;
+    *out = NULL;
+    if (napi_get_named_property(env, obj, name, &v) != napi_ok || napi_typeof(env, v, &t) != napi_ok)
+        return -1;
+    if (t == napi_undefined || t == napi_null)
+        return 0;
+    if (t != napi_function) {
+        char msg[120];
+        snprintf(msg, sizeof msg, "net-mesh: daemon.%s must be a function", name);
+        napi_throw_type_error(env, NULL, msg);
+        return -1;
+    }
+    return napi_create_reference(env, v, 1, out) == napi_ok ? 0 : -1;
+}
+
+static int js_daemon_process(void *ud, const net_mesh_event *ev, net_mesh_outputs *out) {
+    js_daemon *d = ud;
+    addon_state *s = d->s;
+    if (callback_enter(s))
+        return 1;
+    napi_env env = s->env;
+    napi_handle_scope scope;
+    napi_open_handle_scope(env, &scope);
+    int rc = 1;
+    napi_value obj, fn, args[3], result;
+    void *dst;
+    if (napi_get_reference_value(env, d->obj, &obj) != napi_ok ||
+        napi_get_reference_value(env, d->process, &fn) != napi_ok ||
+        napi_create_bigint_uint64(env, ev->link.origin_hash, &args[0]) != napi_ok ||
+        napi_create_bigint_uint64(env, ev->link.sequence, &args[1]) != napi_ok ||
+        napi_create_buffer_copy(env, ev->payload_len, ev->payload_len ? (const void *)ev->payload : "",
+                                &dst, &args[2]) != napi_ok) {
+        rc = callback_fail_pending(env, s);
+        goto done;
+    }
+    s->callback_depth++;
+    napi_status st = napi_call_function(env, obj, fn, 3, args, &result);
+    s->callback_depth--;
+    if (st != napi_ok) {
+        rc = callback_fail_pending(env, s);
+        goto done;
+    }
+    napi_valuetype t;
+    bool is_array = false;
+    napi_typeof(env, result, &t);
+    if (t == napi_undefined || t == napi_null) {
+        rc = 0;
+        goto done;
+    }
+    napi_is_array(env, result, &is_array);
+    if (!is_array) {
+        rc = callback_fail_type(env, s, "net-mesh: process() must return an array of Buffers (or nothing), synchronously");
+        goto done;
+    }
+    uint32_t n = 0;
+    napi_get_array_length(env, result, &n);
+    for (uint32_t i = 0; i < n; i++) {
+        napi_value item;
+        bool is;
+        void *p = NULL;
+        size_t len = 0;
+        if (napi_get_element(env, result, i, &item) != napi_ok) {
+            rc = callback_fail_pending(env, s);
+            goto done;
+        }
+        if (napi_is_typedarray(env, item, &is) == napi_ok && is) {
+            napi_typedarray_type type;
+            size_t count, off;
+            napi_value ab;
+            napi_get_typedarray_info(env, item, &type, &count, &p, &ab, &off);
+            if (type != napi_uint8_array && type != napi_int8_array && type != napi_uint8_clamped_array) {
+                rc = callback_fail_type(env, s, "net-mesh: process() outputs must be Buffers or Uint8Arrays");
+                goto done;
+            }
+            len = count;
+        } else {
+            rc = callback_fail_type(env, s, "net-mesh: process() outputs must be Buffers or Uint8Arrays");
+            goto done;
+        }
+        int prc = net_mesh_outputs_push(out, len ? p : NULL, len);
+        if (prc != NET_MESH_OK) {
+            char msg[1100];
+            snprintf(msg, sizeof msg, "net-mesh: output %u refused: %s", i, net_mesh_last_error());
+            rc = callback_fail_type(env, s, msg);
+            goto done;
+        }
+    }
+    rc = 0;
+done:
+    napi_close_handle_scope(env, scope);
+    return rc;
+}
+
+static int js_daemon_snapshot(void *ud, net_mesh_state *out) {
+    js_daemon *d = ud;
+    addon_state *s = d->s;
+    if (callback_enter(s))
+        return 1;
+    napi_env env = s->env;
+    napi_handle_scope scope;
+    napi_open_handle_scope(env, &scope);
+    int rc = 1;
+    napi_value obj, fn, result;
+    napi_valuetype t;
+    if (napi_get_reference_value(env, d->obj, &obj) != napi_ok ||
+        napi_get_reference_value(env, d->snapshot, &fn) != napi_ok) {
+        rc = callback_fail_pending(env, s);
+        goto done;
+    }
+    s->callback_depth++;
+    napi_status st = napi_call_function(env, obj, fn, 0, NULL, &result);
+    s->callback_depth--;
+    if (st != napi_ok) {
+        rc = callback_fail_pending(env, s);
+        goto done;
+    }
+    napi_typeof(env, result, &t);
+    if (t == napi_undefined || t == napi_null) {
+        rc = 0; /* stateless */
+        goto done;
+    }
+    bool is = false;
+    void *p = NULL;
+    size_t len = 0;
+    if (napi_is_typedarray(env, result, &is) == napi_ok && is) {
+        napi_typedarray_type type;
+        napi_value ab;
+        size_t off;
+        napi_get_typedarray_info(env, result, &type, &len, &p, &ab, &off);
+        if (type != napi_uint8_array && type != napi_int8_array && type != napi_uint8_clamped_array)
+            is = false;
+    }
+    if (!is) {
+        rc = callback_fail_type(env, s, "net-mesh: snapshot() must return a Buffer, or null for a stateless daemon");
+        goto done;
+    }
+    if (net_mesh_state_write(out, len ? p : NULL, len) != NET_MESH_OK) {
+        char msg[1100];
+        snprintf(msg, sizeof msg, "net-mesh: snapshot refused: %s", net_mesh_last_error());
+        rc = callback_fail_type(env, s, msg);
+        goto done;
+    }
+    rc = 0;
+done:
+    napi_close_handle_scope(env, scope);
+    return rc;
+}
+
+static int js_daemon_restore(void *ud, const uint8_t *state, size_t state_len) {
+    js_daemon *d = ud;
+    addon_state *s = d->s;
+    if (callback_enter(s))
+        return 1;
+    napi_env env = s->env;
+    napi_handle_scope scope;
+    napi_open_handle_scope(env, &scope);
+    int rc = 1;
+    napi_value obj, fn, buf, result;
+    void *dst;
+    if (napi_get_reference_value(env, d->obj, &obj) != napi_ok ||
+        napi_get_reference_value(env, d->restore, &fn) != napi_ok ||
+        napi_create_buffer_copy(env, state_len, state_len ? (const void *)state : "", &dst, &buf) != napi_ok) {
+        rc = callback_fail_pending(env, s);
+        goto done;
+    }
+    s->callback_depth++;
+    napi_status st = napi_call_function(env, obj, fn, 1, &buf, &result);
+    s->callback_depth--;
+    rc = st == napi_ok ? 0 : callback_fail_pending(env, s);
+done:
+    napi_close_handle_scope(env, scope);
+    return rc;
+}
+
+/* Wrap a daemon object returned by a factory; on failure an exception is
+ * pending and NULL is returned. */
+static js_daemon *js_daemon_new(napi_env env, addon_state *s, napi_value obj,
+                                net_mesh_daemon_vtable *vt) {
+    napi_valuetype t;
+    if (napi_typeof(env, obj, &t) != napi_ok)
+        return NULL;
+    if (t != napi_object && t != napi_function) {
+        napi_throw_type_error(env, NULL, "net-mesh: a factory must return a daemon object with a process(event) method");
+        return NULL;
+    }
+    js_daemon *d = calloc(1, sizeof *d);
+    if (d == NULL) {
+        napi_throw_error(env, "NO_MEMORY", "net-mesh: out of memory");
+        return NULL;
+    }
+    d->s = s;
+    if (optional_method(env, obj, "process", &d->process) || optional_method(env, obj, "snapshot", &d->snapshot) ||
+        optional_method(env, obj, "restore", &d->restore) || napi_create_reference(env, obj, 1, &d->obj) != napi_ok) {
+        goto fail;
+    }
+    if (d->process == NULL) {
+        napi_throw_type_error(env, NULL, "net-mesh: a daemon needs a process(event) method");
+        goto fail;
+    }
+    vt->process = js_daemon_process;
+    vt->snapshot = d->snapshot ? js_daemon_snapshot : NULL;
+    vt->restore = d->restore ? js_daemon_restore : NULL;
+    vt->finalize = js_daemon_finalize;
+    atomic_fetch_add(&s->refs, 1);
+    return d;
+fail:
+    if (d->obj) napi_delete_reference(env, d->obj);
+    if (d->process) napi_delete_reference(env, d->process);
+    if (d->snapshot) napi_delete_reference(env, d->snapshot);
+    if (d->restore) napi_delete_reference(env, d->restore);
+    free(d);
+    return NULL;
+}
+
+static int js_factory_create(void *ud, net_mesh_daemon_vtable *vt, void **daemon_out) {
+    js_factory *f = ud;
+    addon_state *s = f->s;
+    if (callback_enter(s))
+        return 1;
+    napi_env env = s->env;
+    napi_handle_scope scope;
+    napi_open_handle_scope(env, &scope);
+    int rc = 1;
+    napi_value fn, undef, obj;
+    napi_get_undefined(env, &undef);
+    if (napi_get_reference_value(env, f->fn, &fn) != napi_ok) {
+        rc = callback_fail_pending(env, s);
+        goto done;
+    }
+    s->callback_depth++;
+    napi_status st = napi_call_function(env, undef, fn, 0, NULL, &obj);
+    s->callback_depth--;
+    if (st != napi_ok) {
+        rc = callback_fail_pending(env, s);
+        goto done;
+    }
+    js_daemon *d = js_daemon_new(env, s, obj, vt);
+    if (d == NULL) {
+        rc = callback_fail_pending(env, s);
+        goto done;
+    }
+    *daemon_out = d;
+    rc = 0;
+done:
+    napi_close_handle_scope(env, scope);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* The executor: library tasks run on the JS thread                    */
+/* ------------------------------------------------------------------ */
+
+/* Called on library threads (or the JS thread, e.g. submit). Never blocks:
+ * queue and wake. Once the environment is closing the task runs right here;
+ * its JS callbacks then fail fast (callback_enter). */
+static void executor_post(void *ud, net_mesh_task *task) {
+    addon_state *s = ud;
+    task_item *it = malloc(sizeof *it);
+    pthread_mutex_lock(&s->mu);
+    if (s->tsfn_open && it != NULL) {
+        it->task = task;
+        it->next = NULL;
+        if (s->tasks_tail)
+            s->tasks_tail->next = it;
+        else
+            s->tasks_head = it;
+        s->tasks_tail = it;
+        wake_locked(s);
+        pthread_mutex_unlock(&s->mu);
+        return;
+    }
+    pthread_mutex_unlock(&s->mu);
+    free(it);
+    net_mesh_task_run(task);
+}
+
+static void state_finalize(void *ud) { state_unref(ud); }
+
+static void run_tasks(addon_state *s) {
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        task_item *it = s->tasks_head;
+        if (it) {
+            s->tasks_head = it->next;
+            if (s->tasks_head == NULL)
+                s->tasks_tail = NULL;
+        }
+        pthread_mutex_unlock(&s->mu);
+        if (it == NULL)
+            return;
+        net_mesh_task_run(it->task);
+        free(it);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Promises: blocking calls on libuv's pool                            */
+/* ------------------------------------------------------------------ */
+
+enum op_kind { OP_START, OP_SHUTDOWN, OP_NODE_NEW, OP_NODE_CONNECT, OP_NODE_CLOSE };
+
+typedef struct async_op {
+    enum op_kind kind;
+    napi_async_work work;
+    napi_deferred deferred;
+    napi_ref keep[2]; /* JS values the call borrows (handles), kept alive */
+    void *h;
+    void *h2;
+    int rc;
+    nm_failure fail;
+    /* arguments */
+    char *str;
+    uint8_t key[32];
+    int has_key;
+    uint64_t u64;
+    uint32_t u32;
+    net_mesh_node_options opts;
+    /* results */
+    void *out;
+} async_op;
+
+static void op_execute(napi_env env, void *data) {
+    (void)env;
+    async_op *op = data;
+    switch (op->kind) {
+    case OP_START:
+        op->rc = net_mesh_runtime_start(op->h);
+        break;
+    case OP_SHUTDOWN:
+        op->rc = net_mesh_runtime_shutdown(op->h, op->u32);
+        break;
+    case OP_NODE_NEW:
+        op->opts.bind_addr = op->str;
+        op->opts.psk = op->has_key ? op->key : NULL;
+        op->opts.identity = op->h;
+        op->rc = net_mesh_node_new(&op->opts, (net_mesh_node **)&op->out);
+        break;
+    case OP_NODE_CONNECT:
+        op->rc = net_mesh_node_connect(op->h, op->str, op->key, op->u64, op->u32);
+        break;
+    case OP_NODE_CLOSE:
+        op->rc = net_mesh_node_close(op->h);
+        break;
+    }
+    if (op->rc != NET_MESH_OK)
+        failure_capture(&op->fail, op->rc);
+}
+
+static void op_complete(napi_env env, napi_status status, void *data) {
+    async_op *op = data;
+    addon_state *s = state_of(env);
+    napi_value result = NULL;
+    if (status == napi_cancelled) {
+        failure_set(&op->fail, NET_MESH_ERR_INTERNAL, "net-mesh: operation cancelled");
+        op->rc = NET_MESH_ERR_INTERNAL;
+    }
+    if (op->rc == NET_MESH_OK) {
+        switch (op->kind) {
+        case OP_NODE_NEW:
+            result = box_new(env, BOX_NODE, op->out);
+            if (result != NULL && s != NULL) {
+                void *data_ = NULL;
+                napi_get_value_external(env, result, &data_);
+                box_link(s, data_);
+            }
+            break;
+        case OP_NODE_CLOSE: {
+            /* Closed on the pool; release the handle here, where the box lives. */
+            void *data_ = NULL;
+            napi_value ext;
+            if (napi_get_reference_value(env, op->keep[0], &ext) == napi_ok &&
+                napi_get_value_external(env, ext, &data_) == napi_ok && data_ != NULL)
+                box_free_handle(data_);
+            napi_get_undefined(env, &result);
+            break;
+        }
+        case OP_START:
+        case OP_SHUTDOWN: {
+            void *data_ = NULL;
+            napi_value ext;
+            if (napi_get_reference_value(env, op->keep[0], &ext) == napi_ok &&
+                napi_get_value_external(env, ext, &data_) == napi_ok && data_ != NULL) {
+                box *b = data_;
+                runtime_ref(b, op->kind == OP_START && !b->no_ref);
+            }
+            napi_get_undefined(env, &result);
+            break;
+        }
+        default:
+            napi_get_undefined(env, &result);
+        }
+        if (result == NULL) {
+            napi_value err;
+            napi_get_and_clear_last_exception(env, &err);
+            napi_reject_deferred(env, op->deferred, err);
+        } else {
+            napi_resolve_deferred(env, op->deferred, result);
+        }
+    } else {
+        if (op->kind == OP_SHUTDOWN) {
+            void *data_ = NULL;
+            napi_value ext;
+            if (napi_get_reference_value(env, op->keep[0], &ext) == napi_ok &&
+                napi_get_value_external(env, ext, &data_) == napi_ok && data_ != NULL)
+                runtime_ref(data_, 0);
+        }
+        napi_value err = failure_to_js(env, &op->fail, NULL);
+        if (err == NULL)
+            napi_get_and_clear_last_exception(env, &err);
+        napi_reject_deferred(env, op->deferred, err);
+    }
+    for (int i = 0; i < 2; i++)
+        if (op->keep[i])
+            napi_delete_reference(env, op->keep[i]);
+    napi_delete_async_work(env, op->work);
+    free(op->str);
+    memset(op->key, 0, sizeof op->key);
+    free(op);
+    if (s != NULL)
+        drain_releases(s);
+}
+
+/* Queue op; returns its Promise (op is owned by the work from here on). */
+static napi_value op_queue(napi_env env, async_op *op, const char *name) {
+    napi_value promise, res_name;
+    if (napi_create_promise(env, &op->deferred, &promise) != napi_ok ||
+        napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &res_name) != napi_ok ||
+        napi_create_async_work(env, NULL, res_name, op_execute, op_complete, op, &op->work) != napi_ok ||
+        napi_queue_async_work(env, op->work) != napi_ok) {
+        throw_napi(env, napi_generic_failure, "napi async work");
+        return NULL; /* a leaked op on this path is an N-API failure already */
+    }
+    return promise;
+}
+
+static async_op *op_new(napi_env env, enum op_kind kind) {
+    async_op *op = calloc(1, sizeof *op);
+    if (op == NULL)
+        napi_throw_error(env, "NO_MEMORY", "net-mesh: out of memory");
+    else
+        op->kind = kind;
+    return op;
+}
+
+static void op_abandon(napi_env env, async_op *op) {
+    for (int i = 0; i < 2; i++)
+        if (op->keep[i])
+            napi_delete_reference(env, op->keep[i]);
+    free(op->str);
+    free(op);
+}
+
+/* ------------------------------------------------------------------ */
+/* Node                                                                */
+/* ------------------------------------------------------------------ */
+
+static int get_u32_opt(napi_env env, napi_value obj, const char *name, uint32_t *out) {
+    napi_value v;
+    napi_valuetype t;
+    NAPI_CHECK(env, napi_get_named_property(env, obj, name, &v));
+    NAPI_CHECK(env, napi_typeof(env, v, &t));
+    if (t == napi_undefined)
+        return 0;
+    uint64_t x;
+    if (get_u64(env, v, name, &x))
+        return -1;
+    if (x > UINT32_MAX) {
+        char msg[120];
+        snprintf(msg, sizeof msg, "net-mesh: %s must be at most %u", name, UINT32_MAX);
+        throw_invalid(env, msg);
+        return -1;
+    }
+    *out = (uint32_t)x;
+    return 0;
+}
+
+/* nodeNew(bind: string|undefined, psk: bytes|undefined, identity: handle|undefined,
+ *         { heartbeatMs, sessionTimeoutMs, connectTimeoutMs, membershipTimeoutMs }) → Promise<handle> */
+static napi_value js_node_new(napi_env env, napi_callback_info info) {
+    napi_value argv[4];
+    napi_valuetype t;
+    if (get_args(env, info, 4, argv, NULL))
+        return NULL;
+    async_op *op = op_new(env, OP_NODE_NEW);
+    if (op == NULL)
+        return NULL;
+    net_mesh_node_options_init(&op->opts);
+    NAPI_CALL(env, napi_typeof(env, argv[0], &t));
+    if (t != napi_undefined && (op->str = get_string(env, argv[0], "bind")) == NULL)
+        goto fail;
+    NAPI_CALL(env, napi_typeof(env, argv[1], &t));
+    if (t != napi_undefined) {
+        const uint8_t *p;
+        size_t n;
+        if (get_bytes(env, argv[1], "psk", &p, &n))
+            goto fail;
+        if (n != 32) {
+            throw_invalid(env, "net-mesh: psk must be 32 bytes");
+            goto fail;
+        }
+        memcpy(op->key, p, 32);
+        op->has_key = 1;
+    }
+    NAPI_CALL(env, napi_typeof(env, argv[2], &t));
+    if (t != napi_undefined) {
+        box *b = get_box(env, argv[2], BOX_IDENTITY, 1);
+        if (b == NULL)
+            goto fail;
+        op->h = b->h;
+        if (napi_create_reference(env, argv[2], 1, &op->keep[0]) != napi_ok)
+            goto fail;
+    }
+    NAPI_CALL(env, napi_typeof(env, argv[3], &t));
+    if (t == napi_object) {
+        if (get_u32_opt(env, argv[3], "heartbeatMs", &op->opts.heartbeat_interval_ms) ||
+            get_u32_opt(env, argv[3], "sessionTimeoutMs", &op->opts.session_timeout_ms) ||
+            get_u32_opt(env, argv[3], "connectTimeoutMs", &op->opts.connect_timeout_ms) ||
+            get_u32_opt(env, argv[3], "membershipTimeoutMs", &op->opts.membership_timeout_ms))
+            goto fail;
+    }
+    return op_queue(env, op, "net-mesh:Node.create");
+fail:
+    op_abandon(env, op);
+    return NULL;
+}
+
+/* nodeInfo(h) → [addr: string, nodeId: bigint, publicKey: Buffer] */
+static napi_value js_node_info(napi_env env, napi_callback_info info) {
+    napi_value argv[1], arr, v;
+    net_mesh_bytes addr = {0};
+    uint64_t id;
+    uint8_t pk[32];
+    if (get_args(env, info, 1, argv, NULL))
+        return NULL;
+    box *b = get_box(env, argv[0], BOX_NODE, 1);
+    if (b == NULL)
+        return NULL;
+    NM_CALL(env, net_mesh_node_id(b->h, &id));
+    NM_CALL(env, net_mesh_node_public_key(b->h, pk));
+    NM_CALL(env, net_mesh_node_addr(b->h, &addr));
+    napi_status st = napi_create_string_utf8(env, (const char *)addr.data, addr.len, &v);
+    net_mesh_bytes_free(&addr);
+    NAPI_CALL(env, st);
+    NAPI_CALL(env, napi_create_array_with_length(env, 3, &arr));
+    NAPI_CALL(env, napi_set_element(env, arr, 0, v));
+    if ((v = make_u64(env, id)) == NULL)
+        return NULL;
+    NAPI_CALL(env, napi_set_element(env, arr, 1, v));
+    if ((v = make_buffer(env, pk, 32)) == NULL)
+        return NULL;
+    NAPI_CALL(env, napi_set_element(env, arr, 2, v));
+    return arr;
+}
+
+/* nodeConnect(h, addr, publicKey, nodeId, timeoutMs) → Promise<void> */
+static napi_value js_node_connect(napi_env env, napi_callback_info info) {
+    napi_value argv[5];
+    napi_valuetype t;
+    if (get_args(env, info, 5, argv, NULL))
+        return NULL;
+    box *b = get_box(env, argv[0], BOX_NODE, 1);
+    if (b == NULL)
+        return NULL;
+    async_op *op = op_new(env, OP_NODE_CONNECT);
+    if (op == NULL)
+        return NULL;
+    op->h = b->h;
+    const uint8_t *pk;
+    size_t n;
+    if ((op->str = get_string(env, argv[1], "addr")) == NULL || get_bytes(env, argv[2], "publicKey", &pk, &n))
+        goto fail;
+    if (n != 32) {
+        throw_invalid(env, "net-mesh: publicKey must be 32 bytes");
+        goto fail;
+    }
+    memcpy(op->key, pk, 32);
+    if (get_u64(env, argv[3], "nodeId", &op->u64))
+        goto fail;
+    NAPI_CALL(env, napi_typeof(env, argv[4], &t));
+    if (t != napi_undefined) {
+        uint64_t ms;
+        if (get_u64(env, argv[4], "timeoutMs", &ms))
+            goto fail;
+        op->u32 = ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms;
+    }
+    if (napi_create_reference(env, argv[0], 1, &op->keep[0]) != napi_ok)
+        goto fail;
+    return op_queue(env, op, "net-mesh:Node.connect");
+fail:
+    op_abandon(env, op);
+    return NULL;
+}
+
+static napi_value js_node_accept(napi_env env, napi_callback_info info) {
+    napi_value argv[2];
+    uint64_t id;
+    if (get_args(env, info, 2, argv, NULL))
+        return NULL;
+    box *b = get_box(env, argv[0], BOX_NODE, 1);
+    if (b == NULL || get_u64(env, argv[1], "nodeId", &id))
+        return NULL;
+    NM_CALL(env, net_mesh_node_accept(b->h, id));
+    return make_undefined(env);
+}
+
+/* nodeClose(h) → Promise<void>: closed on the pool, released on the JS thread. */
+static napi_value js_node_close(napi_env env, napi_callback_info info) {
+    napi_value argv[1];
+    if (get_args(env, info, 1, argv, NULL))
+        return NULL;
+    box *b = get_box(env, argv[0], BOX_NODE, 0);
+    if (b == NULL)
+        return NULL;
+    async_op *op = op_new(env, OP_NODE_CLOSE);
+    if (op == NULL)
+        return NULL;
+    op->h = b->h; /* NULL (already closed) gives BAD_HANDLE... */
+    if (b->h == NULL) {
+        /* ...but closing twice is a no-op. */
+        op_abandon(env, op);
+        napi_value p;
+        napi_deferred dfd;
+        NAPI_CALL(env, napi_create_promise(env, &dfd, &p));
+        napi_resolve_deferred(env, dfd, make_undefined(env));
+        return p;
+    }
+    if (napi_create_reference(env, argv[0], 1, &op->keep[0]) != napi_ok) {
+        op_abandon(env, op);
+        return NULL;
+    }
+    return op_queue(env, op, "net-mesh:Node.close");
+}
+
+/* ------------------------------------------------------------------ */
+/* Runtime                                                             */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A started runtime is a server: work can arrive from the network at any
+ * time (a migration), so it keeps the event loop alive like a listening
+ * socket, until shutdown or unref(). The wake-up threadsafe function carries
+ * that reference.
+ */
+static void runtime_ref(box *b, int on) {
+    addon_state *s = b->s;
+    if (s == NULL || !atomic_load(&s->alive) || (b->refd != 0) == (on != 0))
+        return;
+    b->refd = on;
+    if (on && s->js_refs++ == 0)
+        napi_ref_threadsafe_function(s->env, s->tsfn);
+    else if (!on && --s->js_refs == 0)
+        napi_unref_threadsafe_function(s->env, s->tsfn);
+}
+
+/* runtimeRef(h, on): whether this runtime (once started) keeps the loop alive. */
+static napi_value js_runtime_ref(napi_env env, napi_callback_info info) {
+    napi_value argv[2];
+    bool on;
+    if (get_args(env, info, 2, argv, NULL))
+        return NULL;
+    box *b = get_box(env, argv[0], BOX_RUNTIME, 0);
+    if (b == NULL)
+        return NULL;
+    NAPI_CALL(env, napi_get_value_bool(env, argv[1], &on));
+    b->no_ref = !on;
+    int ready = 0;
+    if (b->h != NULL)
+        net_mesh_runtime_is_ready(b->h, &ready);
+    runtime_ref(b, on && ready);
+    return make_undefined(env);
+}
+
+/* runtimeNew(nodeHandle, workers, queueSize) → handle, with the JS-thread executor installed. */
+static napi_value js_runtime_new(napi_env env, napi_callback_info info) {
+    napi_value argv[3];
+    addon_state *s = state_of(env);
+    if (get_args(env, info, 3, argv, NULL))
+        return NULL;
+    box *nb = get_box(env, argv[0], BOX_NODE, 1);
+    if (nb == NULL)
+        return NULL;
+    net_mesh_runtime_options opts;
+    net_mesh_runtime_options_init(&opts);
+    uint64_t x;
+    napi_valuetype t;
+    NAPI_CALL(env, napi_typeof(env, argv[1], &t));
+    if (t != napi_undefined) {
+        if (get_u64(env, argv[1], "workers", &x))
+            return NULL;
+        opts.workers = x > 1024 ? 1024 : (uint32_t)x;
+    }
+    NAPI_CALL(env, napi_typeof(env, argv[2], &t));
+    if (t != napi_undefined) {
+        if (get_u64(env, argv[2], "queueSize", &x))
+            return NULL;
+        opts.queue_size = x > (1u << 20) ? (1u << 20) : (uint32_t)x;
+    }
+    net_mesh_runtime *rt = NULL;
+    NM_CALL(env, net_mesh_runtime_new(nb->h, &opts, &rt));
+    atomic_fetch_add(&s->refs, 1);
+    int rc = net_mesh_runtime_set_executor(rt, executor_post, s, state_finalize);
+    if (rc != NET_MESH_OK) {
+        throw_status(env, rc);
+        net_mesh_runtime_free(rt);
+        return NULL;
+    }
+    napi_value ext = box_new(env, BOX_RUNTIME, rt);
+    if (ext != NULL) {
+        void *data = NULL;
+        napi_get_value_external(env, ext, &data);
+        box_link(s, data);
+    }
+    return ext;
+}
+
+static box *runtime_arg(napi_env env, napi_value v) { return get_box(env, v, BOX_RUNTIME, 1); }
+
+/* registerFactory(h, kind, fn) */
+static napi_value js_register_factory(napi_env env, napi_callback_info info) {
+    napi_value argv[3];
+    napi_valuetype t;
+    addon_state *s = state_of(env);
+    if (get_args(env, info, 3, argv, NULL))
+        return NULL;
+    box *b = runtime_arg(env, argv[0]);
+    if (b == NULL)
+        return NULL;
+    NAPI_CALL(env, napi_typeof(env, argv[2], &t));
+    if (t != napi_function) {
+        throw_invalid(env, "net-mesh: a factory must be a function returning a daemon");
+        return NULL;
+    }
+    char *kind = get_string(env, argv[1], "kind");
+    if (kind == NULL)
+        return NULL;
+    js_factory *f = calloc(1, sizeof *f);
+    if (f == NULL || napi_create_reference(env, argv[2], 1, &f->fn) != napi_ok) {
+        free(f);
+        free(kind);
+        napi_throw_error(env, "NO_MEMORY", "net-mesh: out of memory");
+        return NULL;
+    }
+    f->s = s;
+    atomic_fetch_add(&s->refs, 1);
+    net_mesh_factory fac;
+    net_mesh_factory_init(&fac);
+    fac.create = js_factory_create;
+    fac.finalize = js_factory_finalize;
+    int rc = net_mesh_runtime_register_factory(b->h, kind, &fac, f); /* f consumed */
+    free(kind);
+    NM_CALL(env, rc);
+    return make_undefined(env);
+}
+
+static napi_value js_runtime_start(napi_env env, napi_callback_info info) {
+    napi_value argv[1];
+    if (get_args(env, info, 1, argv, NULL))
+        return NULL;
+    box *b = runtime_arg(env, argv[0]);
+    if (b == NULL)
+        return NULL;
+    async_op *op = op_new(env, OP_START);
+    if (op == NULL)
+        return NULL;
+    op->h = b->h;
+    if (napi_create_reference(env, argv[0], 1, &op->keep[0]) != napi_ok) {
+        op_abandon(env, op);
+        return NULL;
+    }
+    return op_queue(env, op, "net-mesh:DaemonRuntime.start");
+}
+
+/* runtimeShutdown(h, timeoutMs) → Promise<void>; a closed runtime resolves. */
+static napi_value js_runtime_shutdown(napi_env env, napi_callback_info info) {
+    napi_value argv[2];
+    napi_valuetype t;
+    if (get_args(env, info, 2, argv, NULL))
+        return NULL;
+    box *b = get_box(env, argv[0], BOX_RUNTIME, 0);
+    if (b == NULL)
+        return NULL;
+    async_op *op = op_new(env, OP_SHUTDOWN);
+    if (op == NULL)
+        return NULL;
+    op->h = b->h;
+    NAPI_CALL(env, napi_typeof(env, argv[1], &t));
+    if (t != napi_undefined) {
+        uint64_t ms;
+        if (get_u64(env, argv[1], "timeoutMs", &ms)) {
+            op_abandon(env, op);
+            return NULL;
+        }
+        op->u32 = ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms;
+    }
+    if (b->h == NULL) {
+        op_abandon(env, op);
+        napi_value p;
+        napi_deferred dfd;
+        NAPI_CALL(env, napi_create_promise(env, &dfd, &p));
+        napi_resolve_deferred(env, dfd, make_undefined(env));
+        return p;
+    }
+    if (napi_create_reference(env, argv[0], 1, &op->keep[0]) != napi_ok) {
+        op_abandon(env, op);
+        return NULL;
+    }
+    return op_queue(env, op, "net-mesh:DaemonRuntime.shutdown");
+}
+
+static napi_value js_runtime_is_ready(napi_env env, napi_callback_info info) {
+    napi_value argv[1], out;
+    int ready = 0;
+    if (get_args(env, info, 1, argv, NULL))
+        return NULL;
+    box *b = get_box(env, argv[0], BOX_RUNTIME, 0);
+    if (b == NULL)
+        return NULL;
+    if (b->h != NULL)
+        NM_CALL(env, net_mesh_runtime_is_ready(b->h, &ready));
+    NAPI_CALL(env, napi_get_boolean(env, ready != 0, &out));
+    return out;
+}
+
+static napi_value js_runtime_daemon_count(napi_env env, napi_callback_info info) {
+    napi_value argv[1], out;
+    uint64_t n = 0;
+    if (get_args(env, info, 1, argv, NULL))
+        return NULL;
+    box *b = get_box(env, argv[0], BOX_RUNTIME, 0);
+    if (b == NULL)
+        return NULL;
+    if (b->h != NULL)
+        NM_CALL(env, net_mesh_runtime_daemon_count(b->h, &n));
+    NAPI_CALL(env, napi_create_double(env, (double)n, &out));
+    return out;
+}
+
+/* The optional config object: { autoSnapshotInterval }. Returns the config
+ * to pass (NULL for defaults) or sets *err. */
+static const net_mesh_daemon_config *get_config(napi_env env, napi_value v, net_mesh_daemon_config *cfg,
+                                                int *err) {
+    napi_valuetype t;
+    *err = 0;
+    if (napi_typeof(env, v, &t) != napi_ok) {
+        *err = 1;
+        return NULL;
+    }
+    if (t == napi_undefined || t == napi_null)
+        return NULL;
+    if (t != napi_object) {
+        throw_invalid(env, "net-mesh: config must be an object");
+        *err = 1;
+        return NULL;
+    }
+    net_mesh_daemon_config_init(cfg);
+    napi_value x;
+    if (napi_get_named_property(env, v, "autoSnapshotInterval", &x) != napi_ok ||
+        napi_typeof(env, x, &t) != napi_ok) {
+        *err = 1;
+        return NULL;
+    }
+    if (t != napi_undefined && get_u64(env, x, "autoSnapshotInterval", &cfg->auto_snapshot_interval)) {
+        *err = 1;
+        return NULL;
+    }
+    return cfg;
+}
+
+/* Before a call that may run JS callbacks: forget a stale original error. */
+static void begin_callbacks(napi_env env, addon_state *s) {
+    if (s->callback_depth == 0)
+        clear_cause(env, s);
+}
+
+static napi_value daemon_box(napi_env env, net_mesh_daemon *d) { return box_new(env, BOX_DAEMON, d); }
+
+/* spawn(h, kind, identity, config) → daemon handle */
+static napi_value js_spawn(napi_env env, napi_callback_info info) {
+    napi_value argv[4];
+    addon_state *s = state_of(env);
+    net_mesh_daemon_config cfg;
+    int err;
+    if (get_args(env, info, 4, argv, NULL))
+        return NULL;
+    box *b = runtime_arg(env, argv[0]);
+    if (b == NULL)
+        return NULL;
+    box *id = get_box(env, argv[2], BOX_IDENTITY, 1);
+    if (id == NULL)
+        return NULL;
+    const net_mesh_daemon_config *c = get_config(env, argv[3], &cfg, &err);
+    if (err)
+        return NULL;
+    char *kind = get_string(env, argv[1], "kind");
+    if (kind == NULL)
+        return NULL;
+    net_mesh_daemon *d = NULL;
+    begin_callbacks(env, s);
+    int rc = net_mesh_runtime_spawn(b->h, kind, id->h, c, &d);
+    free(kind);
+    NM_CALL(env, rc);
+    return daemon_box(env, d);
+}
+
+/* spawnFromSnapshot(h, kind, identity, bytes, config) → daemon handle */
+static napi_value js_spawn_from_snapshot(napi_env env, napi_callback_info info) {
+    napi_value argv[5];
+    addon_state *s = state_of(env);
+    net_mesh_daemon_config cfg;
+    int err;
+    const uint8_t *snap;
+    size_t len;
+    if (get_args(env, info, 5, argv, NULL))
+        return NULL;
+    box *b = runtime_arg(env, argv[0]);
+    if (b == NULL)
+        return NULL;
+    box *id = get_box(env, argv[2], BOX_IDENTITY, 1);
+    if (id == NULL || get_bytes(env, argv[3], "snapshot", &snap, &len))
+        return NULL;
+    const net_mesh_daemon_config *c = get_config(env, argv[4], &cfg, &err);
+    if (err)
+        return NULL;
+    char *kind = get_string(env, argv[1], "kind");
+    if (kind == NULL)
+        return NULL;
+    net_mesh_daemon *d = NULL;
+    begin_callbacks(env, s);
+    int rc = net_mesh_runtime_spawn_from_snapshot(b->h, kind, id->h, snap, len, c, &d);
+    free(kind);
+    NM_CALL(env, rc);
+    return daemon_box(env, d);
+}
+
+/* deliver(h, origin, eventOrigin, sequence, payload) → output events */
+static napi_value js_deliver(napi_env env, napi_callback_info info) {
+    napi_value argv[5], arr;
+    addon_state *s = state_of(env);
+    uint64_t origin;
+    net_mesh_event ev;
+    memset(&ev, 0, sizeof ev);
+    if (get_args(env, info, 5, argv, NULL))
+        return NULL;
+    box *b = runtime_arg(env, argv[0]);
+    if (b == NULL || get_u64(env, argv[1], "origin", &origin) ||
+        get_u64(env, argv[2], "event.originHash", &ev.link.origin_hash) ||
+        get_u64(env, argv[3], "event.sequence", &ev.link.sequence) ||
+        get_bytes(env, argv[4], "event.payload", &ev.payload, &ev.payload_len))
+        return NULL;
+    net_mesh_event_list out = {0};
+    begin_callbacks(env, s);
+    NM_CALL(env, net_mesh_runtime_deliver(b->h, origin, &ev, &out));
+    /* Flat: originHash, sequence, parentHash, horizon, payload per event; the
+     * JS side shapes the objects (cheaper than N-API property sets). */
+    napi_status st = napi_create_array_with_length(env, out.len * 5, &arr);
+    for (size_t i = 0; st == napi_ok && i < out.len; i++) {
+        const net_mesh_event *e = &out.events[i];
+        napi_value v[5];
+        void *dst;
+        uint32_t at = (uint32_t)(i * 5);
+        if ((st = napi_create_bigint_uint64(env, e->link.origin_hash, &v[0])) != napi_ok ||
+            (st = napi_create_bigint_uint64(env, e->link.sequence, &v[1])) != napi_ok ||
+            (st = napi_create_bigint_uint64(env, e->link.parent_hash, &v[2])) != napi_ok ||
+            (st = napi_create_bigint_uint64(env, e->link.horizon, &v[3])) != napi_ok ||
+            (st = napi_create_buffer_copy(env, e->payload_len, e->payload_len ? (const void *)e->payload : "",
+                                          &dst, &v[4])) != napi_ok)
+            break;
+        for (uint32_t j = 0; st == napi_ok && j < 5; j++)
+            st = napi_set_element(env, arr, at + j, v[j]);
+    }
+    net_mesh_event_list_free(&out);
+    NAPI_CALL(env, st);
+    return arr;
+}
+
+/* snapshot(h, origin) → Buffer | null */
+static napi_value js_snapshot(napi_env env, napi_callback_info info) {
+    napi_value argv[2], out;
+    addon_state *s = state_of(env);
+    uint64_t origin;
+    if (get_args(env, info, 2, argv, NULL))
+        return NULL;
+    box *b = runtime_arg(env, argv[0]);
+    if (b == NULL || get_u64(env, argv[1], "origin", &origin))
+        return NULL;
+    net_mesh_bytes bytes = {0};
+    begin_callbacks(env, s);
+    NM_CALL(env, net_mesh_runtime_snapshot(b->h, origin, &bytes));
+    if (bytes.data == NULL) {
+        NAPI_CALL(env, napi_get_null(env, &out));
+        return out;
+    }
+    out = make_buffer(env, bytes.data, bytes.len);
+    net_mesh_bytes_free(&bytes);
+    return out;
+}
+
+static napi_value js_stop(napi_env env, napi_callback_info info) {
+    napi_value argv[2];
+    addon_state *s = state_of(env);
+    uint64_t origin;
+    if (get_args(env, info, 2, argv, NULL))
+        return NULL;
+    box *b = runtime_arg(env, argv[0]);
+    if (b == NULL || get_u64(env, argv[1], "origin", &origin))
+        return NULL;
+    begin_callbacks(env, s);
+    NM_CALL(env, net_mesh_runtime_stop(b->h, origin));
+    drain_releases(s);
+    return make_undefined(env);
+}
+
+/* expectMigration(h, kind, origin, config) */
+static napi_value js_expect_migration(napi_env env, napi_callback_info info) {
+    napi_value argv[4];
+    uint64_t origin;
+    net_mesh_daemon_config cfg;
+    int err;
+    if (get_args(env, info, 4, argv, NULL))
+        return NULL;
+    box *b = runtime_arg(env, argv[0]);
+    if (b == NULL || get_u64(env, argv[2], "origin", &origin))
+        return NULL;
+    const net_mesh_daemon_config *c = get_config(env, argv[3], &cfg, &err);
+    if (err)
+        return NULL;
+    char *kind = get_string(env, argv[1], "kind");
+    if (kind == NULL)
+        return NULL;
+    int rc = net_mesh_runtime_expect_migration(b->h, kind, origin, c);
+    free(kind);
+    NM_CALL(env, rc);
+    return make_undefined(env);
+}
+
+/* registerMigrationTargetIdentity(h, kind, identity, config) */
+static napi_value js_register_target_identity(napi_env env, napi_callback_info info) {
+    napi_value argv[4];
+    net_mesh_daemon_config cfg;
+    int err;
+    if (get_args(env, info, 4, argv, NULL))
+        return NULL;
+    box *b = runtime_arg(env, argv[0]);
+    if (b == NULL)
+        return NULL;
+    box *id = get_box(env, argv[2], BOX_IDENTITY, 1);
+    if (id == NULL)
+        return NULL;
+    const net_mesh_daemon_config *c = get_config(env, argv[3], &cfg, &err);
+    if (err)
+        return NULL;
+    char *kind = get_string(env, argv[1], "kind");
+    if (kind == NULL)
+        return NULL;
+    int rc = net_mesh_runtime_register_migration_target_identity(b->h, kind, id->h, c);
+    free(kind);
+    NM_CALL(env, rc);
+    return make_undefined(env);
+}
+
+/* daemonInfo(h) → [originHash: bigint, entityId: Buffer] */
+static napi_value js_daemon_info(napi_env env, napi_callback_info info) {
+    napi_value argv[1], arr, v;
+    uint64_t origin;
+    uint8_t eid[32];
+    if (get_args(env, info, 1, argv, NULL))
+        return NULL;
+    box *b = get_box(env, argv[0], BOX_DAEMON, 1);
+    if (b == NULL)
+        return NULL;
+    NM_CALL(env, net_mesh_daemon_origin_hash(b->h, &origin));
+    NM_CALL(env, net_mesh_daemon_entity_id(b->h, eid));
+    NAPI_CALL(env, napi_create_array_with_length(env, 2, &arr));
+    if ((v = make_u64(env, origin)) == NULL)
+        return NULL;
+    NAPI_CALL(env, napi_set_element(env, arr, 0, v));
+    if ((v = make_buffer(env, eid, 32)) == NULL)
+        return NULL;
+    NAPI_CALL(env, napi_set_element(env, arr, 1, v));
+    return arr;
+}
+
+/* daemonStats(h) → [eventsProcessed, eventsEmitted, errors, snapshotsTaken] (bigint) */
+static napi_value js_daemon_stats(napi_env env, napi_callback_info info) {
+    napi_value argv[1], arr, v;
+    if (get_args(env, info, 1, argv, NULL))
+        return NULL;
+    box *b = get_box(env, argv[0], BOX_DAEMON, 1);
+    if (b == NULL)
+        return NULL;
+    net_mesh_daemon_stats st;
+    memset(&st, 0, sizeof st);
+    st.size = sizeof st;
+    NM_CALL(env, net_mesh_daemon_stats_get(b->h, &st));
+    uint64_t vals[4] = {st.events_processed, st.events_emitted, st.errors, st.snapshots_taken};
+    NAPI_CALL(env, napi_create_array_with_length(env, 4, &arr));
+    for (uint32_t i = 0; i < 4; i++) {
+        if ((v = make_u64(env, vals[i])) == NULL)
+            return NULL;
+        NAPI_CALL(env, napi_set_element(env, arr, i, v));
+    }
+    return arr;
+}
+
+/* ------------------------------------------------------------------ */
+/* Floor for benchmarks: one export entered, one empty callback made    */
+/* ------------------------------------------------------------------ */
+
+static void probe_cb(void *ud) { (void)ud; }
+
+static napi_value js_probe(napi_env env, napi_callback_info info) {
+    (void)info;
+    NM_CALL(env, net_mesh_callback_probe(probe_cb, NULL));
+    return NULL;
+}
+
+/* The same, with the callback calling an empty JS function (the JS floor). */
+typedef struct probe_js { napi_env env; napi_value fn; napi_value recv; int failed; } probe_js;
+
+static void probe_js_cb(void *ud) {
+    probe_js *p = ud;
+    napi_value r;
+    if (napi_call_function(p->env, p->recv, p->fn, 0, NULL, &r) != napi_ok)
+        p->failed = 1;
+}
+
+static napi_value js_probe_js(napi_env env, napi_callback_info info) {
+    napi_value argv[1];
+    size_t argc = 1;
+    probe_js p = {env, NULL, NULL, 0};
+    NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, &p.recv, NULL));
+    p.fn = argv[0];
+    NM_CALL(env, net_mesh_callback_probe(probe_js_cb, &p));
+    return NULL;
+}
+
+/* submit(h, fn): run fn on the JS thread through the runtime's pool and the
+ * executor (the path of network-initiated callbacks). */
+typedef struct submit_item { addon_state *s; napi_ref fn; } submit_item;
+
+static void submit_run(void *ud) {
+    submit_item *it = ud;
+    addon_state *s = it->s;
+    if (!on_js_thread(s))
+        return;
+    napi_env env = s->env;
+    napi_handle_scope scope;
+    napi_open_handle_scope(env, &scope);
+    napi_value fn, undef, r;
+    napi_get_undefined(env, &undef);
+    if (napi_get_reference_value(env, it->fn, &fn) == napi_ok &&
+        napi_call_function(env, undef, fn, 0, NULL, &r) != napi_ok) {
+        napi_value err;
+        if (napi_get_and_clear_last_exception(env, &err) == napi_ok)
+            napi_fatal_exception(env, err); /* an uncaught exception, as from a timer */
+    }
+    napi_close_handle_scope(env, scope);
+}
+
+static void submit_finalize(void *ud) {
+    submit_item *it = ud;
+    release_ref(it->s, it->fn);
+    addon_state *s = it->s;
+    free(it);
+    state_unref(s);
+}
+
+static napi_value js_submit(napi_env env, napi_callback_info info) {
+    napi_value argv[2];
+    napi_valuetype t;
+    addon_state *s = state_of(env);
+    if (get_args(env, info, 2, argv, NULL))
+        return NULL;
+    box *b = runtime_arg(env, argv[0]);
+    if (b == NULL)
+        return NULL;
+    NAPI_CALL(env, napi_typeof(env, argv[1], &t));
+    if (t != napi_function) {
+        throw_invalid(env, "net-mesh: submit needs a function");
+        return NULL;
+    }
+    submit_item *it = calloc(1, sizeof *it);
+    if (it == NULL || napi_create_reference(env, argv[1], 1, &it->fn) != napi_ok) {
+        free(it);
+        napi_throw_error(env, "NO_MEMORY", "net-mesh: out of memory");
+        return NULL;
+    }
+    it->s = s;
+    atomic_fetch_add(&s->refs, 1);
+    NM_CALL(env, net_mesh_runtime_submit(b->h, submit_run, it, submit_finalize));
+    return make_undefined(env);
+}
+
+/* ------------------------------------------------------------------ */
 /* Module                                                              */
 /* ------------------------------------------------------------------ */
 
@@ -652,6 +1991,8 @@ static void tsfn_call_js(napi_env env, napi_value js_cb, void *context, void *da
     addon_state *s = context;
     (void)env;
     drain_releases(s);
+    run_tasks(s);
+    drain_releases(s);
 }
 
 static void tsfn_finalize(napi_env env, void *data, void *hint) {
@@ -671,7 +2012,23 @@ static void env_cleanup(void *arg) {
     s->tsfn_open = 0;
     pthread_mutex_unlock(&s->mu);
     drain_releases(s);
+    clear_cause(s->env, s);
+    if (s->make_error)
+        napi_delete_reference(s->env, s->make_error);
+    s->make_error = NULL;
+    /* From here on no JS runs: queued and later tasks run inline and their
+     * callbacks fail fast; finalizers leave references to the environment. */
     atomic_store(&s->alive, 0);
+    run_tasks(s);
+    for (int pass = 0; pass < 2; pass++) {
+        box *b = s->live;
+        while (b != NULL) {
+            box *next = b->next;
+            if ((pass == 0) == (b->kind == BOX_RUNTIME))
+                box_free_handle(b); /* unlinks */
+            b = next;
+        }
+    }
     if (open)
         napi_release_threadsafe_function(s->tsfn, napi_tsfn_abort);
 }
@@ -723,6 +2080,7 @@ NAPI_MODULE_INIT() {
         return NULL;
     }
     s->tsfn_open = 1;
+    s->js_refs = 0;
     /* The wake-up path never keeps the process alive on its own. */
     NAPI_CALL(env, napi_unref_threadsafe_function(env, s->tsfn));
     NAPI_CALL(env, napi_add_env_cleanup_hook(env, env_cleanup, s));
@@ -738,6 +2096,30 @@ NAPI_MODULE_INIT() {
         FN("identityFromEntityId", js_identity_from_entity_id),
         FN("identityInfo", js_identity_info),
         FN("identitySeed", js_identity_seed),
+        FN("nodeNew", js_node_new),
+        FN("nodeInfo", js_node_info),
+        FN("nodeConnect", js_node_connect),
+        FN("nodeAccept", js_node_accept),
+        FN("nodeClose", js_node_close),
+        FN("runtimeNew", js_runtime_new),
+        FN("registerFactory", js_register_factory),
+        FN("runtimeStart", js_runtime_start),
+        FN("runtimeShutdown", js_runtime_shutdown),
+        FN("runtimeRef", js_runtime_ref),
+        FN("runtimeIsReady", js_runtime_is_ready),
+        FN("runtimeDaemonCount", js_runtime_daemon_count),
+        FN("spawn", js_spawn),
+        FN("spawnFromSnapshot", js_spawn_from_snapshot),
+        FN("deliver", js_deliver),
+        FN("snapshot", js_snapshot),
+        FN("stop", js_stop),
+        FN("expectMigration", js_expect_migration),
+        FN("registerMigrationTargetIdentity", js_register_target_identity),
+        FN("daemonInfo", js_daemon_info),
+        FN("daemonStats", js_daemon_stats),
+        FN("submit", js_submit),
+        FN("probe", js_probe),
+        FN("probeJs", js_probe_js),
 #undef FN
     };
     NAPI_CALL(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));

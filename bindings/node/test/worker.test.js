@@ -46,3 +46,77 @@ test('terminating a busy worker does not crash the process', async () => {
   }
   assert.ok(Identity.generate());
 });
+
+const RUNTIME_WORKER = `
+  const { parentPort, workerData } = require('node:worker_threads');
+  const { Node, DaemonRuntime, Identity } = require(workerData.pkg);
+  (async () => {
+    const node = await Node.create({ psk: Buffer.alloc(32, 1) });
+    const rt = new DaemonRuntime(node);
+    rt.registerFactory('counter', () => { let n = 0; return { process() { n++; return [Buffer.from(String(n))]; } }; });
+    await rt.start();
+    const id = Identity.generate();
+    rt.spawn('counter', id);
+    let last;
+    for (let i = 1; i <= 1000; i++) last = rt.deliver(id.originHash, { originHash: 1n, sequence: i, payload: Buffer.alloc(4) });
+    const viaPool = await new Promise((r) => rt.submit(() => r('pool')));
+    parentPort.postMessage({ count: last[0].payload.toString(), viaPool, daemons: rt.daemonCount() });
+    if (workerData.mode === 'busy') {
+      parentPort.postMessage('busy');
+      // Keep library callbacks in flight until terminated: tasks through the
+      // pool and executor plus synchronous delivers.
+      const spin = () => { rt.submit(spin); rt.deliver(id.originHash, { originHash: 1n, sequence: 1n, payload: Buffer.alloc(1) }); };
+      for (let k = 0; k < 64; k++) spin();
+      setInterval(() => { for (let k = 0; k < 100; k++) rt.deliver(id.originHash, { originHash: 1n, sequence: 1n, payload: Buffer.alloc(1) }); }, 1);
+    } else if (workerData.mode === 'shutdown') {
+      await rt.shutdown();
+      await node.close();
+    }
+    // mode 'leave': exit with the runtime started; the cleanup hook shuts it down.
+    if (workerData.mode === 'leave') rt.unref();
+  })();
+`;
+
+test('a runtime works in a worker; leaving it running at exit is cleaned up', async () => {
+  for (const mode of ['shutdown', 'leave']) {
+    const r = await new Promise((resolve, reject) => {
+      const w = new Worker(RUNTIME_WORKER, { eval: true, workerData: { pkg: PKG, mode } });
+      let msg;
+      w.on('message', (m) => { msg = m; });
+      w.on('error', reject);
+      w.on('exit', (c) => (c === 0 ? resolve(msg) : reject(new Error(`exit ${c}`))));
+    });
+    assert.deepEqual(r, { count: '1000', viaPool: 'pool', daemons: 1 });
+  }
+});
+
+test('terminating a worker while library callbacks are in flight does not crash', async () => {
+  for (let i = 0; i < 6; i++) {
+    const w = new Worker(RUNTIME_WORKER, { eval: true, workerData: { pkg: PKG, mode: 'busy' } });
+    await new Promise((resolve, reject) => {
+      w.on('message', (m) => { if (m === 'busy') resolve(); });
+      w.on('error', reject);
+    });
+    await new Promise((r) => setTimeout(r, 20 + i * 10));
+    await w.terminate();
+  }
+  assert.ok(Identity.generate());
+});
+
+test('the process exits with a started runtime once unref()ed, or after shutdown', async () => {
+  const { execFileSync } = require('node:child_process');
+  const script = (tail) => `
+    const { Node, DaemonRuntime } = require(${JSON.stringify(PKG)});
+    (async () => {
+      const node = await Node.create({});
+      const rt = new DaemonRuntime(node);
+      rt.registerFactory('e', () => ({ process: (e) => [e.payload] }));
+      await rt.start();
+      ${tail}
+      console.log('done');
+    })();`;
+  for (const tail of ['rt.unref();', 'await rt.shutdown();']) {
+    const out = execFileSync(process.execPath, ['-e', script(tail)], { timeout: 20000 }).toString();
+    assert.equal(out.trim(), 'done');
+  }
+});

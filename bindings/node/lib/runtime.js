@@ -1,0 +1,160 @@
+'use strict';
+const native = require('./native');
+const { NetMeshError, invalid } = require('./errors');
+const { identityHandle } = require('./identity');
+const { nodeHandle } = require('./node');
+
+const HANDLE = Symbol('net-mesh.daemon');
+
+// What the addon calls: positional arguments in, the user's daemon methods
+// called as methods (so `this` is the daemon) with one event object.
+function adapt(daemon) {
+  if (daemon === null || (typeof daemon !== 'object' && typeof daemon !== 'function')) {
+    throw new TypeError(`net-mesh: a factory must return a daemon object, got ${daemon === null ? 'null' : typeof daemon}`);
+  }
+  if (typeof daemon.process !== 'function') {
+    throw new TypeError('net-mesh: a daemon needs a process(event) method');
+  }
+  for (const m of ['snapshot', 'restore']) {
+    if (daemon[m] !== undefined && daemon[m] !== null && typeof daemon[m] !== 'function') {
+      throw new TypeError(`net-mesh: daemon.${m} must be a function`);
+    }
+  }
+  return {
+    process: (originHash, sequence, payload) => daemon.process({ originHash, sequence, payload }),
+    snapshot: typeof daemon.snapshot === 'function' ? () => daemon.snapshot() : undefined,
+    restore: typeof daemon.restore === 'function' ? (state) => daemon.restore(state) : undefined,
+  };
+}
+
+// deliver's flat result → event objects.
+function shape(flat) {
+  const n = flat.length / 5;
+  const out = new Array(n);
+  for (let i = 0, j = 0; i < n; i++, j += 5) {
+    out[i] = { originHash: flat[j], sequence: flat[j + 1], parentHash: flat[j + 2], horizon: flat[j + 3], payload: flat[j + 4] };
+  }
+  return out;
+}
+
+/** A spawned daemon: its ids and counters. Dropping it does not stop the daemon. */
+class DaemonHandle {
+  #originHash;
+  #entityId;
+
+  constructor(h) {
+    this[HANDLE] = h;
+    [this.#originHash, this.#entityId] = native.daemonInfo(h);
+  }
+
+  get originHash() { return this.#originHash; }
+  get entityId() { return Buffer.from(this.#entityId); }
+
+  /** { eventsProcessed, eventsEmitted, errors, snapshotsTaken } as BigInt (reset on restore). */
+  stats() {
+    const [eventsProcessed, eventsEmitted, errors, snapshotsTaken] = native.daemonStats(this[HANDLE]);
+    return { eventsProcessed, eventsEmitted, errors, snapshotsTaken };
+  }
+}
+
+/**
+ * A compute runtime on a Node. Daemons are plain objects with
+ * `process(event) → Buffer[]` and optional `snapshot() → Buffer | null`,
+ * `restore(buf)`, built by the factory registered for their kind. Every
+ * daemon method runs on this JS thread, one call at a time per daemon:
+ * synchronously inside deliver/snapshot/spawn*, and through the event loop
+ * when the network initiates the call (a migration arriving, replay).
+ */
+class DaemonRuntime {
+  #h;
+  #busy = new Set(); // origins whose deliver/snapshot is on the stack
+
+  /** options: { workers, queueSize } of the runtime's worker pool. */
+  constructor(node, options = {}) {
+    if (typeof options !== 'object' || options === null) throw invalid('DaemonRuntime options must be an object');
+    this.#h = native.runtimeNew(nodeHandle(node), options.workers, options.queueSize);
+  }
+
+  /** Register a kind: factory() returns a fresh daemon object each call. */
+  registerFactory(kind, factory) {
+    if (typeof factory !== 'function') throw invalid('a factory must be a function returning a daemon');
+    native.registerFactory(this.#h, kind, () => adapt(factory()));
+  }
+
+  /** Registering → Ready (installs the migration handler). Idempotent. */
+  async start() { await native.runtimeStart(this.#h); }
+
+  /**
+   * Stop every daemon, drop the factories and drain the pool (timeoutMs,
+   * default unbounded). Idempotent; never closes the node. The native
+   * runtime is released when this object is collected (or at exit).
+   */
+  async shutdown(timeoutMs) {
+    await native.runtimeShutdown(this.#h, timeoutMs);
+  }
+
+  /**
+   * A started runtime keeps the event loop alive (work may arrive from the
+   * network) until shutdown; unref() lets the process exit anyway, ref()
+   * undoes that. Both return this.
+   */
+  unref() { native.runtimeRef(this.#h, false); return this; }
+  ref() { native.runtimeRef(this.#h, true); return this; }
+
+  isReady() { return native.runtimeIsReady(this.#h); }
+  daemonCount() { return native.runtimeDaemonCount(this.#h); }
+
+  /** Spawn a daemon of kind under identity; the factory runs once, now. */
+  spawn(kind, identity, config) {
+    return new DaemonHandle(native.spawn(this.#h, kind, identityHandle(identity), config));
+  }
+
+  /** Spawn a daemon of kind restored from snapshot bytes of the same identity. */
+  spawnFromSnapshot(kind, identity, snapshot, config) {
+    return new DaemonHandle(native.spawnFromSnapshot(this.#h, kind, identityHandle(identity), snapshot, config));
+  }
+
+  /**
+   * Deliver { originHash, sequence, payload } to the daemon at origin; its
+   * process() runs now, on this thread. Returns the output events
+   * ({ originHash, sequence, parentHash, horizon, payload }); none while the
+   * daemon is migrating (the event is queued and processed on the target).
+   */
+  deliver(origin, event) {
+    if (typeof event !== 'object' || event === null) throw invalid('event must be an object { originHash, sequence, payload }');
+    if (this.#busy.has(origin)) throw invalid('a daemon cannot deliver to itself from its own callback');
+    this.#busy.add(origin);
+    try {
+      return shape(native.deliver(this.#h, origin, event.originHash, event.sequence, event.payload));
+    } finally {
+      this.#busy.delete(origin);
+    }
+  }
+
+  /** The daemon's snapshot bytes, or null for a stateless daemon. */
+  snapshot(origin) {
+    if (this.#busy.has(origin)) throw invalid('a daemon cannot snapshot itself from its own callback');
+    this.#busy.add(origin);
+    try {
+      return native.snapshot(this.#h, origin);
+    } finally {
+      this.#busy.delete(origin);
+    }
+  }
+
+  /** Stop the daemon at origin and drop its factory entry. */
+  stop(origin) { native.stop(this.#h, origin); }
+
+  /** Let this node receive the daemon at origin by migration (identity comes sealed). */
+  expectMigration(kind, origin, config) { native.expectMigration(this.#h, kind, origin, config); }
+
+  /** Like expectMigration with the full identity, for migrations without an envelope. */
+  registerMigrationTargetIdentity(kind, identity, config) {
+    native.registerMigrationTargetIdentity(this.#h, kind, identityHandle(identity), config);
+  }
+
+  /** Run fn on this JS thread by way of the runtime's worker pool (as network work runs). */
+  submit(fn) { native.submit(this.#h, fn); }
+}
+
+module.exports = { DaemonRuntime, DaemonHandle, NetMeshError };
