@@ -6,8 +6,15 @@ const { nodeHandle } = require('./node');
 
 const HANDLE = Symbol('net-mesh.daemon');
 
-// What the addon calls: positional arguments in, the user's daemon methods
-// called as methods (so `this` is the daemon) with one event object.
+// Shared with the addon (see "Shared memory" in src/addon.c): ids in meta,
+// payload offsets in offs, payload bytes in the addon's slab.
+const shared = { meta: new BigUint64Array(256), offs: new Uint32Array(129) };
+const MAX = native.setShared(shared, shared.meta, shared.offs);
+const { meta, offs } = shared;
+
+// What the addon calls: process(slab, off, len) with the ids in meta (or a
+// Buffer and off -1); the user's methods are called as methods (so `this`
+// is the daemon) with one event object.
 function adapt(daemon) {
   if (daemon === null || (typeof daemon !== 'object' && typeof daemon !== 'function')) {
     throw new TypeError(`net-mesh: a factory must return a daemon object, got ${daemon === null ? 'null' : typeof daemon}`);
@@ -21,14 +28,35 @@ function adapt(daemon) {
     }
   }
   return {
-    process: (originHash, sequence, payload) => daemon.process({ originHash, sequence, payload }),
+    process: (slab, off, len) => daemon.process({
+      originHash: meta[0],
+      sequence: meta[1],
+      payload: off < 0 ? slab : Buffer.from(slab, off, len),
+    }),
     snapshot: typeof daemon.snapshot === 'function' ? () => daemon.snapshot() : undefined,
     restore: typeof daemon.restore === 'function' ? (state) => daemon.restore(state) : undefined,
   };
 }
 
-// deliver's flat result → event objects.
-function shape(flat) {
+// deliver's result → event objects: null (none), the slab (fast path), or
+// a flat array.
+function shape(r) {
+  if (r === null) return [];
+  if (r instanceof ArrayBuffer) {
+    const n = offs[0];
+    const out = new Array(n);
+    for (let i = 0; i < n; i++) {
+      out[i] = {
+        originHash: meta[i * 4], sequence: meta[i * 4 + 1], parentHash: meta[i * 4 + 2], horizon: meta[i * 4 + 3],
+        payload: Buffer.from(r, offs[1 + i * 2], offs[2 + i * 2]),
+      };
+    }
+    return out;
+  }
+  return flat(r);
+}
+
+function flat(flat) {
   const n = flat.length / 5;
   const out = new Array(n);
   for (let i = 0, j = 0; i < n; i++, j += 5) {

@@ -107,6 +107,14 @@ typedef struct addon_state {
     napi_ref pending_cause;  /* JS error thrown by the last failing callback */
     int callback_depth;      /* nesting of JS callbacks run by the library */
     int js_refs;             /* runtimes keeping the event loop alive */
+    /* The fast path (see "Shared memory"): a bump-allocated byte slab for
+     * payloads and typed arrays shared with lib/runtime.js. */
+    napi_ref slab_ref;
+    uint8_t *slab;
+    size_t slab_used;
+    napi_ref shared_ref;     /* the JS object holding meta and offs */
+    uint64_t *meta;          /* SHARED_MAX * 4 u64 */
+    uint32_t *offs;          /* 1 + SHARED_MAX * 2 u32 */
     struct box *live;        /* live runtimes and nodes, released by the cleanup hook */
 
     /* Guarded by mu: the wake-up path and what crosses threads. */
@@ -689,6 +697,80 @@ static napi_value js_identity_seed(napi_env env, napi_callback_info info) {
 }
 
 /* ------------------------------------------------------------------ */
+/* Shared memory: payloads and ids without N-API objects per event      */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Building Buffers and arrays through N-API costs more than the library call
+ * itself, so small payloads cross in a byte slab: an ArrayBuffer the addon
+ * fills with a bump pointer and JS views with Buffer.from(slab, off, len).
+ * A region is written once and never reused (a full slab is replaced, and
+ * lives on while views of it do), so a daemon may keep its payload Buffers —
+ * the same scheme as Node's own pool for small Buffers. Ids go through two
+ * typed arrays JS owns: meta (u64) and offs (u32). Their contents are read
+ * by JS right after the call that wrote them, before any other JS runs, so
+ * nested calls cannot mix them up.
+ */
+#define SLAB_SIZE (64 * 1024)
+#define SLAB_MAX_ITEM 4096
+#define SHARED_MAX 64
+
+/* Reserve len bytes in the slab (a fresh slab if needed); NULL if len is too
+ * big for the fast path or allocation failed (no exception is left pending). */
+static uint8_t *slab_reserve(napi_env env, addon_state *s, size_t len, size_t *off) {
+    if (len > SLAB_MAX_ITEM * SHARED_MAX || s->meta == NULL)
+        return NULL;
+    if (s->slab == NULL || s->slab_used + len > SLAB_SIZE) {
+        if (len > SLAB_SIZE / 2)
+            return NULL;
+        napi_value ab;
+        void *data;
+        if (napi_create_arraybuffer(env, SLAB_SIZE, &data, &ab) != napi_ok) {
+            napi_value ignored;
+            napi_get_and_clear_last_exception(env, &ignored);
+            return NULL;
+        }
+        if (s->slab_ref != NULL)
+            napi_delete_reference(env, s->slab_ref);
+        s->slab_ref = NULL;
+        s->slab = NULL;
+        if (napi_create_reference(env, ab, 1, &s->slab_ref) != napi_ok)
+            return NULL;
+        s->slab = data;
+        s->slab_used = 0;
+    }
+    *off = s->slab_used;
+    s->slab_used += len;
+    return s->slab + *off;
+}
+
+/* setShared(holder, meta: BigUint64Array, offs: Uint32Array) */
+static napi_value js_set_shared(napi_env env, napi_callback_info info) {
+    napi_value argv[3];
+    addon_state *s = state_of(env);
+    if (get_args(env, info, 3, argv, NULL))
+        return NULL;
+    napi_typedarray_type t1, t2;
+    size_t n1, n2, o1, o2;
+    void *p1, *p2;
+    napi_value ab;
+    NAPI_CALL(env, napi_get_typedarray_info(env, argv[1], &t1, &n1, &p1, &ab, &o1));
+    NAPI_CALL(env, napi_get_typedarray_info(env, argv[2], &t2, &n2, &p2, &ab, &o2));
+    if (t1 != napi_biguint64_array || n1 < SHARED_MAX * 4 || t2 != napi_uint32_array || n2 < 1 + SHARED_MAX * 2) {
+        napi_throw_type_error(env, NULL, "net-mesh: setShared: bad arrays");
+        return NULL;
+    }
+    if (s->shared_ref != NULL)
+        napi_delete_reference(env, s->shared_ref);
+    NAPI_CALL(env, napi_create_reference(env, argv[0], 1, &s->shared_ref));
+    s->meta = p1;
+    s->offs = p2;
+    napi_value out;
+    NAPI_CALL(env, napi_create_uint32(env, SHARED_MAX, &out));
+    return out;
+}
+
+/* ------------------------------------------------------------------ */
 /* JS daemons and factories                                            */
 /* ------------------------------------------------------------------ */
 
@@ -795,17 +877,37 @@ static int js_daemon_process(void *ud, const net_mesh_event *ev, net_mesh_output
     napi_handle_scope scope;
     napi_open_handle_scope(env, &scope);
     int rc = 1;
+    /* process(slab, off, len) with the ids in meta[0..1]; or, for a large
+     * payload, process(Buffer, -1, len). */
     napi_value obj, fn, args[3], result;
     void *dst;
+    size_t off = 0;
+    uint8_t *p = ev->payload_len <= SLAB_MAX_ITEM ? slab_reserve(env, s, ev->payload_len, &off) : NULL;
     if (napi_get_reference_value(env, d->obj, &obj) != napi_ok ||
-        napi_get_reference_value(env, d->process, &fn) != napi_ok ||
-        napi_create_bigint_uint64(env, ev->link.origin_hash, &args[0]) != napi_ok ||
-        napi_create_bigint_uint64(env, ev->link.sequence, &args[1]) != napi_ok ||
-        napi_create_buffer_copy(env, ev->payload_len, ev->payload_len ? (const void *)ev->payload : "",
-                                &dst, &args[2]) != napi_ok) {
+        napi_get_reference_value(env, d->process, &fn) != napi_ok) {
         rc = callback_fail_pending(env, s);
         goto done;
     }
+    if (p != NULL) {
+        if (ev->payload_len)
+            memcpy(p, ev->payload, ev->payload_len);
+        if (napi_get_reference_value(env, s->slab_ref, &args[0]) != napi_ok ||
+            napi_create_int32(env, (int32_t)off, &args[1]) != napi_ok) {
+            rc = callback_fail_pending(env, s);
+            goto done;
+        }
+    } else if (napi_create_buffer_copy(env, ev->payload_len, ev->payload_len ? (const void *)ev->payload : "",
+                                       &dst, &args[0]) != napi_ok ||
+               napi_create_int32(env, -1, &args[1]) != napi_ok) {
+        rc = callback_fail_pending(env, s);
+        goto done;
+    }
+    if (napi_create_uint32(env, (uint32_t)ev->payload_len, &args[2]) != napi_ok) {
+        rc = callback_fail_pending(env, s);
+        goto done;
+    }
+    s->meta[0] = ev->link.origin_hash;
+    s->meta[1] = ev->link.sequence;
     s->callback_depth++;
     napi_status st = napi_call_function(env, obj, fn, 3, args, &result);
     s->callback_depth--;
@@ -1723,9 +1825,42 @@ static napi_value js_deliver(napi_env env, napi_callback_info info) {
     net_mesh_event_list out = {0};
     begin_callbacks(env, s);
     NM_CALL(env, net_mesh_runtime_deliver(b->h, origin, &ev, &out));
-    /* Flat: originHash, sequence, parentHash, horizon, payload per event; the
-     * JS side shapes the objects (cheaper than N-API property sets). */
-    napi_status st = napi_create_array_with_length(env, out.len * 5, &arr);
+    /* Fast path: ids into meta (4 per event), payload offsets into offs
+     * (count, then off/len per event), payloads into the slab; returns the
+     * slab. Otherwise a flat array: originHash, sequence, parentHash,
+     * horizon, payload per event. */
+    size_t total = 0;
+    for (size_t i = 0; i < out.len; i++)
+        total += out.events[i].payload_len;
+    napi_status st = napi_ok;
+    size_t base = 0;
+    uint8_t *p = NULL;
+    if (out.len == 0 && s->meta != NULL) {
+        s->offs[0] = 0;
+        NAPI_CALL(env, napi_get_null(env, &arr));
+        net_mesh_event_list_free(&out);
+        return arr;
+    }
+    if (out.len <= SHARED_MAX && (p = slab_reserve(env, s, total, &base)) != NULL) {
+        s->offs[0] = (uint32_t)out.len;
+        size_t at = base;
+        for (size_t i = 0; i < out.len; i++) {
+            const net_mesh_event *e = &out.events[i];
+            s->meta[i * 4] = e->link.origin_hash;
+            s->meta[i * 4 + 1] = e->link.sequence;
+            s->meta[i * 4 + 2] = e->link.parent_hash;
+            s->meta[i * 4 + 3] = e->link.horizon;
+            if (e->payload_len)
+                memcpy(s->slab + at, e->payload, e->payload_len);
+            s->offs[1 + i * 2] = (uint32_t)at;
+            s->offs[2 + i * 2] = (uint32_t)e->payload_len;
+            at += e->payload_len;
+        }
+        net_mesh_event_list_free(&out);
+        NAPI_CALL(env, napi_get_reference_value(env, s->slab_ref, &arr));
+        return arr;
+    }
+    st = napi_create_array_with_length(env, out.len * 5, &arr);
     for (size_t i = 0; st == napi_ok && i < out.len; i++) {
         const net_mesh_event *e = &out.events[i];
         napi_value v[5];
@@ -2013,6 +2148,14 @@ static void env_cleanup(void *arg) {
     pthread_mutex_unlock(&s->mu);
     drain_releases(s);
     clear_cause(s->env, s);
+    if (s->slab_ref)
+        napi_delete_reference(s->env, s->slab_ref);
+    if (s->shared_ref)
+        napi_delete_reference(s->env, s->shared_ref);
+    s->slab_ref = s->shared_ref = NULL;
+    s->slab = NULL;
+    s->meta = NULL;
+    s->offs = NULL;
     if (s->make_error)
         napi_delete_reference(s->env, s->make_error);
     s->make_error = NULL;
@@ -2088,6 +2231,7 @@ NAPI_MODULE_INIT() {
     napi_property_descriptor props[] = {
 #define FN(name, fn) {name, NULL, fn, NULL, NULL, NULL, napi_default, NULL}
         FN("init", js_init),
+        FN("setShared", js_set_shared),
         FN("version", js_version),
         FN("statusKind", js_status_kind),
         FN("close", js_close),

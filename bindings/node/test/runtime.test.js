@@ -247,3 +247,36 @@ test('process returning nothing: processed, nothing emitted, chain untouched', a
   assert.deepEqual(rt.deliver(q.originHash, ev(2n)), []);
   assert.deepEqual(h.stats(), { eventsProcessed: 2n, eventsEmitted: 0n, errors: 0n, snapshotsTaken: 0n });
 });
+
+test('payload Buffers stay intact when kept, across slab refills; large payloads and many outputs', async (t) => {
+  const kept = [];
+  const { rt } = await runtime(t, {
+    kinds: {
+      keeper: () => ({ process: (e) => { kept.push(e.payload); return [e.payload, Buffer.from(e.payload)]; } }),
+      many: () => ({ process: (e) => Array.from({ length: 100 }, (_, i) => Buffer.alloc(i, i)) }),
+    },
+  });
+  const id = Identity.generate();
+  rt.spawn('keeper', id);
+  const outs = [];
+  const sizes = [0, 1, 63, 4096, 4097, 40000, 70000, 3000];
+  for (let i = 0; i < 400; i++) {
+    const size = sizes[i % sizes.length];
+    const out = rt.deliver(id.originHash, ev(i, Buffer.alloc(size, i & 0xff)));
+    assert.equal(out.length, 2);
+    outs.push(out);
+  }
+  for (let i = 0; i < 400; i++) {
+    const size = sizes[i % sizes.length];
+    const want = Buffer.alloc(size, i & 0xff);
+    assert.deepEqual(kept[i], want, `kept ${i}`);
+    assert.deepEqual(outs[i][0].payload, want, `out ${i}`);
+    assert.deepEqual(outs[i][1].payload, want);
+    assert.equal(outs[i][1].sequence, outs[i][0].sequence + 1n);
+  }
+  const m = Identity.generate();
+  rt.spawn('many', m);
+  const out = rt.deliver(m.originHash, ev(1n));
+  assert.equal(out.length, 100);
+  out.forEach((o, i) => { assert.deepEqual(o.payload, Buffer.alloc(i, i)); assert.equal(o.sequence, BigInt(i + 1)); });
+});
