@@ -47,6 +47,8 @@ func (h *Handle) Progress() Progress {
 // goroutine making the change (the caller of StartMigration or a worker of
 // the runtime's pool), synchronously, so it must not block for long; a
 // panic in fn is logged. The returned function unsubscribes (idempotent).
+// A migration can finish before StartMigration's caller gets to subscribe:
+// use Opts.Progress to see every phase from the first.
 func (h *Handle) Subscribe(fn func(Progress)) (unsubscribe func()) {
 	s := &h.r.subs
 	s.Lock()

@@ -21,11 +21,12 @@ func TestMigrateCounterContinuesOnTarget(t *testing.T) {
 	deliverRange(t, a, o, 1, 3)
 	require.NoError(t, b.rt.ExpectMigration("emitter", o, compute.DaemonConfig{}))
 
-	h, err := a.eng.StartMigration(ctx10(t), o, a.id, b.id)
-	require.NoError(t, err)
 	var phases []Phase
 	seen := make(chan Phase, 64)
-	h.Subscribe(func(p Progress) { seen <- p.Phase })
+	opts := DefaultOpts()
+	opts.Progress = func(p Progress) { seen <- p.Phase }
+	h, err := a.eng.StartMigrationWith(ctx10(t), o, a.id, b.id, opts)
+	require.NoError(t, err)
 	require.NoError(t, h.Wait(ctx10(t)))
 	close(seen)
 	for p := range seen {
@@ -33,6 +34,10 @@ func TestMigrateCounterContinuesOnTarget(t *testing.T) {
 			phases = append(phases, p)
 		}
 	}
+	require.NotEmpty(t, phases)
+	assert.Equal(t, PhaseSnapshot, phases[0])
+	assert.Contains(t, phases, PhaseTransfer)
+	assert.Contains(t, phases, PhaseRestore)
 	assert.Contains(t, phases, PhaseReplay)
 	assert.Contains(t, phases, PhaseCutover)
 	assert.Equal(t, PhaseComplete, phases[len(phases)-1])
