@@ -38,6 +38,9 @@ function adapt(daemon) {
   };
 }
 
+// The re-entrancy guard compares origins as BigInt.
+const keyOf = (o) => (typeof o === 'number' && Number.isSafeInteger(o) && o >= 0 ? BigInt(o) : o);
+
 // deliver's result → event objects: null (none), the slab (fast path), or
 // a flat array.
 function shape(r) {
@@ -95,7 +98,7 @@ class DaemonHandle {
  */
 class DaemonRuntime {
   #h;
-  #busy = new Set(); // origins whose deliver/snapshot is on the stack
+  #busy = []; // origins whose deliver/snapshot is on the stack (nested calls only)
 
   /** options: { workers, queueSize } of the runtime's worker pool. */
   constructor(node, options = {}) {
@@ -150,23 +153,25 @@ class DaemonRuntime {
    */
   deliver(origin, event) {
     if (typeof event !== 'object' || event === null) throw invalid('event must be an object { originHash, sequence, payload }');
-    if (this.#busy.has(origin)) throw invalid('a daemon cannot deliver to itself from its own callback');
-    this.#busy.add(origin);
+    const busy = this.#busy;
+    if (busy.length !== 0 && busy.includes(keyOf(origin))) throw invalid('a daemon cannot deliver to itself from its own callback');
+    busy.push(keyOf(origin));
     try {
       return shape(native.deliver(this.#h, origin, event.originHash, event.sequence, event.payload));
     } finally {
-      this.#busy.delete(origin);
+      busy.pop();
     }
   }
 
   /** The daemon's snapshot bytes, or null for a stateless daemon. */
   snapshot(origin) {
-    if (this.#busy.has(origin)) throw invalid('a daemon cannot snapshot itself from its own callback');
-    this.#busy.add(origin);
+    const busy = this.#busy;
+    if (busy.length !== 0 && busy.includes(keyOf(origin))) throw invalid('a daemon cannot snapshot itself from its own callback');
+    busy.push(keyOf(origin));
     try {
       return native.snapshot(this.#h, origin);
     } finally {
-      this.#busy.delete(origin);
+      busy.pop();
     }
   }
 
