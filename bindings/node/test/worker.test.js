@@ -120,3 +120,28 @@ test('the process exits with a started runtime once unref()ed, or after shutdown
     assert.equal(out.trim(), 'done');
   }
 });
+
+test('runtimes dropped without shutdown are released by the garbage collector', () => {
+  const { execFileSync } = require('node:child_process');
+  const script = `
+    const { Node, DaemonRuntime, Identity } = require(${JSON.stringify(PKG)});
+    (async () => {
+      const node = await Node.create({});
+      for (let i = 0; i < 40; i++) {
+        const rt = new DaemonRuntime(node);
+        rt.registerFactory('c', () => ({ process: (e) => [e.payload] }));
+        if (i % 2) {
+          await rt.start();
+          rt.unref();
+          const id = Identity.generate();
+          rt.spawn('c', id);
+          rt.deliver(id.originHash, { originHash: 1n, sequence: 1n, payload: Buffer.alloc(3) });
+        }
+      }
+      for (let k = 0; k < 5; k++) { gc(); await new Promise((r) => setTimeout(r, 40)); }
+      await node.close();
+      console.log('done');
+    })();`;
+  const out = execFileSync(process.execPath, ['--expose-gc', '-e', script], { timeout: 30000 }).toString();
+  assert.equal(out.trim(), 'done');
+});
