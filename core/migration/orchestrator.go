@@ -166,22 +166,32 @@ func (e *Engine) progress(r *orchRec, edit func()) {
 
 // finish ends r once: err == nil is success. It reports whether this call
 // ended it.
-func (e *Engine) finish(r *orchRec, err error) bool {
+func (e *Engine) finish(r *orchRec, err error) bool { return e.finishThen(r, err, nil) }
+
+// finishThen is finish running cleanup (the rollback of the parties) after
+// the record is claimed but before waiters are released, so a caller that
+// sees the end can start again at once.
+func (e *Engine) finishThen(r *orchRec, err error, cleanup func()) bool {
 	e.mu.Lock()
 	if r.finished {
 		e.mu.Unlock()
 		return false
 	}
 	r.finished, r.err = true, err
-	if e.orch[r.origin] == r {
-		delete(e.orch, r.origin)
-	}
 	if r.retry != nil {
 		r.retry.Stop()
 	}
 	var fe *compute.MigrationFailedError
 	if errors.As(err, &fe) {
 		e.failures[r.origin] = reasonOf(err)
+	}
+	e.mu.Unlock()
+	if cleanup != nil {
+		cleanup()
+	}
+	e.mu.Lock()
+	if e.orch[r.origin] == r {
+		delete(e.orch, r.origin)
 	}
 	e.mu.Unlock()
 	close(r.done)
@@ -201,11 +211,7 @@ func (e *Engine) localSrc(r *orchRec) *srcRec {
 // abort ends r with err before cutover: the source resumes the daemon, the
 // remote parties are told (except skip, the one that reported).
 func (e *Engine) abort(r *orchRec, err error, why msg.Reason, skip uint64) bool {
-	if !e.finish(r, err) {
-		return false
-	}
-	e.rollbackParties(r, why, skip)
-	return true
+	return e.finishThen(r, err, func() { e.rollbackParties(r, why, skip) })
 }
 
 func (e *Engine) rollbackParties(r *orchRec, why msg.Reason, skip uint64) {
@@ -236,7 +242,12 @@ func (e *Engine) onRestoreComplete(from uint64, m *msg.Message) {
 		e.mu.Unlock()
 		return
 	}
+	transfer := r.phase == PhaseTransfer
 	e.mu.Unlock()
+	if transfer {
+		// The target restored before the last send returned: show Restore too.
+		e.setPhase(r, PhaseRestore, nil)
+	}
 	e.setPhase(r, PhaseReplay, nil)
 	var evs []causal.Event
 	if s := e.localSrc(r); s != nil {
@@ -454,11 +465,9 @@ func (e *Engine) timeout(r *orchRec, err error, why msg.Reason) bool {
 	if !cut {
 		return e.abort(r, err, why, 0)
 	}
-	if !e.finish(r, err) {
-		return false
-	}
-	if s := e.localSrc(r); s != nil {
-		e.dropSrc(s)
-	}
-	return true
+	return e.finishThen(r, err, func() {
+		if s := e.localSrc(r); s != nil {
+			e.dropSrc(s)
+		}
+	})
 }
