@@ -84,3 +84,59 @@ func BenchmarkChainAppend(b *testing.B) {
 		}
 	}
 }
+
+// The chain's one-shot hash equals the streaming ParentHash for every length
+// around the stack-buffer limit and well past it.
+func TestParentHashFastPathMatches(t *testing.T) {
+	head := Link{Origin: 0xabcd, Horizon: 0x77, Sequence: 9, Parent: 0x1234}
+	buf := make([]byte, 1100)
+	for i := range buf {
+		buf[i] = byte(i*31 + 7)
+	}
+	for n := 0; n <= len(buf); n++ {
+		require.Equal(t, ParentHash(head, buf[:n]), parentHash(head, buf[:n]), "length %d", n)
+	}
+	assert.Equal(t, ParentHash(head, nil), parentHash(head, []byte{}))
+}
+
+// Append hashes the payload at once: changing it afterwards changes nothing.
+func TestAppendDoesNotRetainPayload(t *testing.T) {
+	c := NewChain(0xabcd)
+	p := []byte("event1")
+	e1, err := c.Append(p, 0)
+	require.NoError(t, err)
+	copy(p, "XXXXXX")
+	e2, err := c.Append([]byte("event2"), 0x77)
+	require.NoError(t, err)
+	assert.Equal(t, ParentHash(e1, []byte("event1")), e2.Parent)
+	assert.Equal(t, uint64(0x52e87fea37a1bb93), e2.Parent)
+}
+
+// A head payload longer than the stack buffer goes through the streaming
+// hasher and still chains correctly.
+func TestChainLargePayloads(t *testing.T) {
+	c := NewChain(1)
+	big := make([]byte, 5000)
+	for i := range big {
+		big[i] = byte(i)
+	}
+	prev, err := c.Append(big, 0)
+	require.NoError(t, err)
+	for _, n := range []int{smallPayload, smallPayload + 1, 1024, 0} {
+		l, err := c.Append(big[:n], 0)
+		require.NoError(t, err)
+		assert.Equal(t, ParentHash(prev, big), l.Parent)
+		prev, big = l, big[:n]
+	}
+}
+
+func BenchmarkChainAppend64(b *testing.B) {
+	payload := make([]byte, 64)
+	c := NewChain(0xabcd)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.Append(payload, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

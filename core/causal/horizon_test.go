@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // Vector horizon-empty.
@@ -70,4 +71,54 @@ func TestHorizonObserve(t *testing.T) {
 	h.Reset()
 	assert.Equal(t, 0, h.Len())
 	assert.Equal(t, uint64(0), h.Encode())
+}
+
+// The last-origin cache and the map agree: interleaved origins, lower and
+// higher sequences, Len, Encode and Reset.
+func TestHorizonLastOriginCache(t *testing.T) {
+	var h Horizon
+	h.Observe(7, 1)
+	h.Observe(7, 9)
+	h.Observe(7, 4)
+	s, ok := h.Highest(7)
+	require.True(t, ok)
+	assert.Equal(t, uint64(9), s)
+	assert.Equal(t, 1, h.Len())
+
+	h.Observe(8, 2) // flushes 7's cached highest into the map
+	s, ok = h.Highest(7)
+	require.True(t, ok)
+	assert.Equal(t, uint64(9), s)
+	h.Observe(7, 3) // back to 7 with a lower sequence: keeps 9
+	s, _ = h.Highest(7)
+	assert.Equal(t, uint64(9), s)
+	h.Observe(7, 12)
+	h.Observe(8, 1)
+	s, _ = h.Highest(7)
+	assert.Equal(t, uint64(12), s)
+	s, _ = h.Highest(8)
+	assert.Equal(t, uint64(2), s)
+	assert.Equal(t, 2, h.Len())
+	assert.Equal(t, BloomBits(7)|BloomBits(8), h.Encode())
+	_, ok = h.Highest(9)
+	assert.False(t, ok)
+
+	h.Reset()
+	assert.Equal(t, 0, h.Len())
+	assert.Equal(t, uint64(0), h.Encode())
+	_, ok = h.Highest(8)
+	assert.False(t, ok)
+	h.Observe(8, 0)
+	s, ok = h.Highest(8)
+	assert.True(t, ok)
+	assert.Equal(t, uint64(0), s)
+}
+
+func BenchmarkHorizonObserveSameOrigin(b *testing.B) {
+	var h Horizon
+	var i uint64
+	for b.Loop() {
+		i++
+		h.Observe(42, i)
+	}
 }
