@@ -1,6 +1,7 @@
 package compute
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -79,13 +80,15 @@ type DaemonHost struct {
 	horizon causal.Horizon
 	hlen    int    // horizon.Len() when bloom was last extended
 	bloom   uint64 // == horizon.Encode(), kept incrementally
-	// spare double-buffers the last output of a call: the chain keeps the head
-	// payload until the next append hashes it, and outputs may alias the
-	// caller's borrowed input bytes.
-	spare [2][]byte
-	cur   int
-	queue []causal.Event
+	queue   []causal.Event
+	// closeDone is set (under mu) once the daemon's Close hook has run.
+	closeDone bool
 }
+
+// Closer is optionally implemented by a Daemon that holds resources to
+// release when its host is closed (stopped, shut down, rolled back or
+// handed away after a migration). See DaemonHost.Close.
+type Closer interface{ Close() }
 
 // Processed is the result of one event processed outside a caller's Deliver
 // (queue drain or replay).
@@ -187,13 +190,48 @@ func (h *DaemonHost) MovedTo() (uint64, bool) {
 // ChainHead is the current head of the daemon's causal chain.
 func (h *DaemonHost) ChainHead() causal.Link {
 	h.mu.Lock()
-	defer h.mu.Unlock()
+	defer h.unlock()
 	return h.chain.Head()
 }
 
 // Close marks the host stopped: later calls fail with ErrDaemonNotFound. It
 // does not wait for a call in progress.
-func (h *DaemonHost) Close() { h.closed.Store(true) }
+//
+// If the daemon implements Closer, its Close runs exactly once, never
+// concurrently with another call into the daemon: right here when the daemon
+// is idle, otherwise as soon as the call in progress returns (on that call's
+// goroutine or on a helper goroutine waiting for it). The runtime may close
+// hosts while holding its own locks, so a Close hook must not call back into
+// the Runtime; it should only release. A panic in the hook is recovered.
+func (h *DaemonHost) Close() {
+	if h.closed.Swap(true) {
+		return
+	}
+	if _, ok := h.daemon.(Closer); !ok {
+		return
+	}
+	if h.mu.TryLock() {
+		h.unlock()
+		return
+	}
+	go func() {
+		h.mu.Lock()
+		h.unlock()
+	}()
+}
+
+// unlock releases mu, first running the daemon's Close hook when the host was
+// closed and the hook has not run yet. Every mu holder that can overlap
+// Close releases through it.
+func (h *DaemonHost) unlock() {
+	if h.closed.Load() && !h.closeDone {
+		h.closeDone = true
+		if c, ok := h.daemon.(Closer); ok {
+			callClose(c)
+		}
+	}
+	h.mu.Unlock()
+}
 
 func (h *DaemonHost) notFound() error {
 	return wrapErr(ErrDaemonNotFound, originStr(h.origin), nil)
@@ -209,7 +247,7 @@ func (h *DaemonHost) Deliver(ev causal.Event) ([]causal.Event, error) {
 // deliverAppend is the hot path; processed is false when ev was queued.
 func (h *DaemonHost) deliverAppend(dst []causal.Event, ev causal.Event) (_ []causal.Event, processed bool, err error) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
+	defer h.unlock()
 	if h.closed.Load() {
 		return dst, false, h.notFound()
 	}
@@ -223,6 +261,10 @@ func (h *DaemonHost) deliverAppend(dst []causal.Event, ev causal.Event) (_ []cau
 	return dst, err == nil, err
 }
 
+// processLocked runs ev through the daemon and appends the wrapped outputs
+// to dst. The daemon's returned slice itself is not retained (only its
+// elements, as the output payloads), so a daemon may reuse it between calls.
+// The chain hashes each payload as it is appended and keeps no reference.
 func (h *DaemonHost) processLocked(dst []causal.Event, ev causal.Event) ([]causal.Event, error) {
 	h.horizon.Observe(ev.Link.Origin, ev.Link.Sequence)
 	if n := h.horizon.Len(); n != h.hlen {
@@ -237,26 +279,18 @@ func (h *DaemonHost) processLocked(dst []causal.Event, ev causal.Event) ([]causa
 	processed := h.stats.processed.Add(1)
 	if len(outs) > 0 {
 		hz := h.bloom
-		now := uint64(time.Now().UnixNano())
-		if dst == nil {
-			dst = make([]causal.Event, 0, len(outs))
-		}
-		last := len(outs) - 1
+		now := unixNano()
+		dst = slices.Grow(dst, len(outs))
 		for i, p := range outs {
-			kept := p
-			if i == last {
-				h.cur ^= 1
-				h.spare[h.cur] = append(h.spare[h.cur][:0], p...)
-				kept = h.spare[h.cur]
-			}
-			link, err := h.chain.Append(kept, hz)
+			link, err := h.chain.Append(p, hz)
 			if err != nil {
+				h.stats.emitted.Add(uint64(i))
 				h.stats.errors.Add(1)
 				return dst, err
 			}
-			h.stats.emitted.Add(1)
 			dst = append(dst, causal.Event{Link: link, Payload: p, ReceivedAt: now})
 		}
+		h.stats.emitted.Add(uint64(len(outs)))
 	}
 	if iv := h.cfg.AutoSnapshotInterval; iv > 0 && processed%iv == 0 {
 		// A failing auto-snapshot keeps the previous one; the event itself
@@ -266,6 +300,31 @@ func (h *DaemonHost) processLocked(dst []causal.Event, ev causal.Event) ([]causa
 		}
 	}
 	return dst, nil
+}
+
+// Output timestamps (ReceivedAt, unix nanoseconds) come from one monotonic
+// clock read added to a wall-clock anchor: time.Now reads both clocks and
+// costs about twice as much on the delivery path. The anchor is refreshed
+// from time.Now every clockRefresh, so a step of the wall clock shows up
+// within that period; between refreshes stamps never go backwards.
+const clockRefresh = time.Second
+
+type clockAnchor struct {
+	at   time.Time // carries the monotonic reading
+	wall int64     // at.UnixNano()
+}
+
+var anchor atomic.Pointer[clockAnchor]
+
+func unixNano() uint64 {
+	if a := anchor.Load(); a != nil {
+		if d := time.Since(a.at); d >= 0 && d < clockRefresh {
+			return uint64(a.wall + int64(d))
+		}
+	}
+	t := time.Now()
+	anchor.Store(&clockAnchor{at: t, wall: t.UnixNano()})
+	return uint64(t.UnixNano())
 }
 
 func (h *DaemonHost) enqueueLocked(ev causal.Event) error {
@@ -289,7 +348,7 @@ func (h *DaemonHost) SnapshotForMigration() (*causal.Snapshot, error) { return h
 
 func (h *DaemonHost) snapshot(always bool) (*causal.Snapshot, error) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
+	defer h.unlock()
 	if h.closed.Load() {
 		return nil, h.notFound()
 	}
@@ -383,7 +442,7 @@ func (h *DaemonHost) ledgerBytes() ([]byte, error) {
 // a snapshot taken after it sees every event processed before it.
 func (h *DaemonHost) BeginBuffering() error {
 	h.mu.Lock()
-	defer h.mu.Unlock()
+	defer h.unlock()
 	if h.closed.Load() {
 		return h.notFound()
 	}
@@ -400,7 +459,7 @@ func (h *DaemonHost) BeginBuffering() error {
 // Buffered is the number of queued events.
 func (h *DaemonHost) Buffered() int {
 	h.mu.Lock()
-	defer h.mu.Unlock()
+	defer h.unlock()
 	return len(h.queue)
 }
 
@@ -409,7 +468,7 @@ func (h *DaemonHost) Buffered() int {
 // *MovedError{Node: node}.
 func (h *DaemonHost) Cutover(node uint64) ([]causal.Event, error) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
+	defer h.unlock()
 	if HostPhase(h.phase.Load()) != PhaseBuffering {
 		return nil, &MigrationError{Detail: MigrationWrongPhase, Msg: "cutover needs a buffering daemon"}
 	}
@@ -426,7 +485,7 @@ func (h *DaemonHost) Cutover(node uint64) ([]causal.Event, error) {
 // on a target. Valid from Normal or Buffering.
 func (h *DaemonHost) Resume(prefix []causal.Event) ([]Processed, error) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
+	defer h.unlock()
 	if HostPhase(h.phase.Load()) == PhaseMoved {
 		return nil, &MigrationError{Detail: MigrationWrongPhase, Msg: "daemon already moved"}
 	}
@@ -470,6 +529,11 @@ func callRestore(d Daemon, state []byte) (err error) {
 		}
 	}()
 	return d.Restore(state)
+}
+
+func callClose(c Closer) {
+	defer func() { _ = recover() }()
+	c.Close()
 }
 
 func callDescribe(d Daemon) (name string, reqs []string) {
