@@ -78,9 +78,9 @@ type DaemonHost struct {
 	daemon  Daemon
 	chain   *causal.Chain
 	horizon causal.Horizon
-	hlen    int    // horizon.Len() when bloom was last extended
-	bloom   uint64 // == horizon.Encode(), kept incrementally
-	queue   []causal.Event
+	hlen    int      // horizon.Len() when bloom was last extended
+	bloom   uint64   // == horizon.Encode(), kept incrementally
+	mq      migQueue // migration queue and its admission rules (migration_hooks.go)
 	// closeDone is set (under mu) once the daemon's Close hook has run.
 	closeDone bool
 }
@@ -327,15 +327,8 @@ func unixNano() uint64 {
 	return uint64(t.UnixNano())
 }
 
-func (h *DaemonHost) enqueueLocked(ev causal.Event) error {
-	if len(h.queue) >= MaxBufferedEvents {
-		return &MigrationError{Detail: MigrationBufferFull, Msg: originStr(h.origin)}
-	}
-	// The caller's payload is borrowed for the call only.
-	ev.Payload = append([]byte(nil), ev.Payload...)
-	h.queue = append(h.queue, ev)
-	return nil
-}
+// enqueueLocked queues ev (payload copied) under the queue's admission rules.
+func (h *DaemonHost) enqueueLocked(ev causal.Event) error { return h.mq.push(h.origin, ev) }
 
 // Snapshot takes a snapshot (through_seq = chain head sequence, bindings =
 // ledger bytes, created_at = now) and counts it; nil, nil for a stateless
@@ -460,7 +453,7 @@ func (h *DaemonHost) BeginBuffering() error {
 func (h *DaemonHost) Buffered() int {
 	h.mu.Lock()
 	defer h.unlock()
-	return len(h.queue)
+	return h.mq.len()
 }
 
 // Cutover switches Buffering → Moved(node) and hands over the queued events
@@ -472,8 +465,7 @@ func (h *DaemonHost) Cutover(node uint64) ([]causal.Event, error) {
 	if HostPhase(h.phase.Load()) != PhaseBuffering {
 		return nil, &MigrationError{Detail: MigrationWrongPhase, Msg: "cutover needs a buffering daemon"}
 	}
-	q := h.queue
-	h.queue = nil
+	q := h.mq.takeAll()
 	h.movedTo.Store(node)
 	h.phase.Store(uint32(PhaseMoved))
 	return q, nil
@@ -489,8 +481,7 @@ func (h *DaemonHost) Resume(prefix []causal.Event) ([]Processed, error) {
 	if HostPhase(h.phase.Load()) == PhaseMoved {
 		return nil, &MigrationError{Detail: MigrationWrongPhase, Msg: "daemon already moved"}
 	}
-	q := h.queue
-	h.queue = nil
+	q := h.mq.takeAll()
 	res := make([]Processed, 0, len(prefix)+len(q))
 	for _, list := range [2][]causal.Event{prefix, q} {
 		for _, ev := range list {
