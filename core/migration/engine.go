@@ -16,6 +16,17 @@
 // which is never held while sending, calling user code or notifying
 // subscribers. User code (snapshot, factory, restore, replay) runs through
 // Runtime.CallUser.
+//
+// Large events. BufferedEvents carries event payloads of at most 7000 bytes
+// (msg.MaxEventPayload; the 0.24 reference decoder refuses bigger ones, so
+// shipping them in that message, split or in a private message would make a
+// reference peer drop them silently). Therefore a migrating daemon does not
+// accept them: from the source's snapshot until its cutover, and on the
+// target until it is activated, Deliver refuses a payload over 7000 bytes
+// with a buffer-full *compute.MigrationError. The event was not accepted;
+// the caller still holds it and delivers it again after the migration (to
+// the target once the source answers daemon-moved). Smaller events are
+// never refused for their size, and no accepted event is ever dropped.
 package migration
 
 import (

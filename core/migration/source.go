@@ -50,7 +50,10 @@ func (e *Engine) beginSource(origin, orch, target uint64, sealID, viaExec bool) 
 	e.src[origin] = s
 	e.mu.Unlock()
 	e.watch()
-	if err := h.BeginBuffering(); err != nil {
+	// Everything queued from now on rides BufferedEvents, whose decoder
+	// (ours and the 0.24 reference's) refuses payloads over 7000 bytes: such
+	// an event is refused at Deliver time instead of being lost later.
+	if err := h.BeginMigrationBuffering(compute.BufferRules{MaxPayload: msg.MaxEventPayload}); err != nil {
 		e.dropSrc(s)
 		return nil, nil, 0, err
 	}
@@ -233,7 +236,8 @@ func batches(origin uint64, evs []causal.Event) []*msg.Message {
 	return out
 }
 
-// oversized reports an event the BufferedEvents format cannot carry.
+// oversized reports an event the BufferedEvents format cannot carry. The
+// hosts refuse such events while migrating, so this is a last guard only.
 func oversized(evs []causal.Event) bool {
 	for _, ev := range evs {
 		if len(ev.Payload) > msg.MaxEventPayload {
