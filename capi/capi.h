@@ -72,10 +72,33 @@ typedef struct nm_create_result {
     uintptr_t ud;
 } nm_create_result;
 
-NM_HIDDEN nm_buf_result nm_call_process(net_mesh_process_fn fn, uintptr_t ud, uint64_t origin,
-                                        uint64_t horizon, uint64_t seq, uint64_t parent,
-                                        const uint8_t *payload, size_t payload_len,
-                                        uint64_t received_at);
+/* Result of a process callback. The outputs are records [u64 len][bytes] at
+ * data: the calling thread's reusable output buffer (valid until the next
+ * process call on this thread; the Go side copies them before anything else
+ * can run on the thread) or, when heap is non-NULL, a malloc'd buffer the Go
+ * side frees (a process call nested inside another one on the same thread). */
+typedef struct nm_proc_result {
+    int rc;
+    uint32_t count;
+    size_t len;
+    const uint8_t *data;
+    uint8_t *heap;
+    char *err;
+} nm_proc_result;
+
+NM_HIDDEN void nm_call_process(net_mesh_process_fn fn, uintptr_t ud, uint64_t origin,
+                               uint64_t horizon, uint64_t seq, uint64_t parent,
+                               const uint8_t *payload, size_t payload_len, uint64_t received_at,
+                               nm_proc_result *r);
+
+/* Header of every event list's allocation (list->reserved_): the event array
+ * follows it, then the payloads. cap is the allocation's size in bytes. */
+#define NM_LIST_MAGIC 0x4e4d4556454e5453ull /* "NMEVENTS" */
+typedef struct nm_list_hdr {
+    uint64_t magic;
+    uint64_t cap;
+} nm_list_hdr;
+NM_HIDDEN void *nm_realloc(void *p, size_t n);
 NM_HIDDEN nm_buf_result nm_call_snapshot(net_mesh_snapshot_fn fn, uintptr_t ud);
 NM_HIDDEN nm_status_result nm_call_restore(net_mesh_restore_fn fn, uintptr_t ud,
                                            const uint8_t *state, size_t len);

@@ -2,6 +2,7 @@
  * error, and the static trampolines through which Go calls host function
  * pointers (Go cannot call a C function pointer itself). Every trampoline
  * runs on the thread Go calls it on, so a host-initiated call never hops. */
+#include <pthread.h>
 #include <string.h>
 #include "capi.h"
 
@@ -111,12 +112,44 @@ static void nm_writer_finish(nm_writer *w, nm_buf_result *r) {
     w->magic = 0; /* a stale writer pointer is refused from now on */
 }
 
-nm_buf_result nm_call_process(net_mesh_process_fn fn, uintptr_t ud, uint64_t origin,
-                              uint64_t horizon, uint64_t seq, uint64_t parent,
-                              const uint8_t *payload, size_t payload_len, uint64_t received_at) {
-    nm_buf_result r;
+/* The per-thread output buffer of process callbacks: kept between calls so a
+ * steady stream of deliveries allocates nothing. busy while a process
+ * callback of this thread writes into it (a nested call gets a private heap
+ * buffer). Freed at thread exit through a pthread key; buffers that grew past
+ * NM_TLS_KEEP are released after the call instead of kept. */
+#define NM_TLS_INITIAL 1024
+#define NM_TLS_KEEP (64 * 1024)
+typedef struct nm_tls_out {
+    uint8_t *buf;
+    size_t cap;
+    int busy;
+} nm_tls_out;
+static _Thread_local nm_tls_out nm_out_tls;
+static pthread_key_t nm_out_key;
+static pthread_once_t nm_out_once = PTHREAD_ONCE_INIT;
+
+static void nm_out_free(void *p) { free(p); }
+static void nm_out_key_init(void) { (void)pthread_key_create(&nm_out_key, nm_out_free); }
+
+void nm_call_process(net_mesh_process_fn fn, uintptr_t ud, uint64_t origin, uint64_t horizon,
+                     uint64_t seq, uint64_t parent, const uint8_t *payload, size_t payload_len,
+                     uint64_t received_at, nm_proc_result *r) {
+    nm_tls_out *t = &nm_out_tls;
+    int shared = !t->busy;
     struct net_mesh_outputs out;
-    nm_writer_init(&out.w, NM_WRITER_OUTPUTS, r.inl, sizeof r.inl);
+    nm_writer_init(&out.w, NM_WRITER_OUTPUTS, NULL, 0);
+    if (shared) {
+        if (!t->buf) {
+            pthread_once(&nm_out_once, nm_out_key_init);
+            t->buf = malloc(NM_TLS_INITIAL);
+            t->cap = t->buf ? NM_TLS_INITIAL : 0;
+            (void)pthread_setspecific(nm_out_key, t->buf);
+        }
+        /* The writer owns the thread buffer during the call (it may realloc). */
+        out.w.buf = out.w.heap = t->buf;
+        out.w.cap = t->cap;
+        t->busy = 1;
+    }
     net_mesh_event ev;
     ev.link.origin_hash = origin;
     ev.link.horizon = horizon;
@@ -126,10 +159,29 @@ nm_buf_result nm_call_process(net_mesh_process_fn fn, uintptr_t ud, uint64_t ori
     ev.payload_len = payload_len;
     ev.received_at = received_at;
     nm_cb_frame f = nm_cb_enter();
-    r.rc = fn((void *)ud, &ev, &out);
-    r.err = nm_cb_leave(f, r.rc);
-    nm_writer_finish(&out.w, &r);
-    return r;
+    r->rc = fn((void *)ud, &ev, &out);
+    r->err = nm_cb_leave(f, r->rc);
+    r->count = out.w.count;
+    r->len = out.w.len;
+    r->data = out.w.buf;
+    r->heap = NULL;
+    out.w.magic = 0; /* a stale writer pointer is refused from now on */
+    if (!shared) {
+        r->heap = out.w.heap;
+        return;
+    }
+    t->busy = 0;
+    if (out.w.cap > NM_TLS_KEEP) {
+        /* Too big to keep: hand this one to the caller, start small again. */
+        r->heap = out.w.heap;
+        t->buf = NULL;
+        t->cap = 0;
+        (void)pthread_setspecific(nm_out_key, NULL);
+        return;
+    }
+    t->buf = out.w.heap;
+    t->cap = out.w.cap;
+    (void)pthread_setspecific(nm_out_key, t->buf);
 }
 
 nm_buf_result nm_call_snapshot(net_mesh_snapshot_fn fn, uintptr_t ud) {

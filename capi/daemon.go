@@ -2,6 +2,7 @@ package main
 
 /*
 #include "capi.h"
+#cgo noescape nm_call_process
 */
 import "C"
 
@@ -70,6 +71,7 @@ type cDaemon struct {
 	snapshot C.net_mesh_snapshot_fn
 	restore  C.net_mesh_restore_fn
 	life     *life
+	outs     [][]byte // Process's returned slice, reused (see Process)
 }
 
 var errStopped = errf(statusDaemonNotFound, "daemon was stopped")
@@ -131,6 +133,10 @@ func resultBytes(r *C.nm_buf_result) []byte {
 	return unsafe.Slice((*byte)(unsafe.Pointer(&r.inl[0])), int(r.len))
 }
 
+// Process calls the host's process function. The outputs arrive in the
+// calling thread's reusable C buffer and are copied into one Go allocation;
+// the returned outer slice is d.outs, reused from call to call (the host
+// serializes calls into one daemon and keeps only the elements).
 func (d *cDaemon) Process(ev causal.Event) ([][]byte, error) {
 	if !d.life.enter() {
 		return nil, errStopped
@@ -140,8 +146,13 @@ func (d *cDaemon) Process(ev causal.Event) ([][]byte, error) {
 	if len(ev.Payload) > 0 {
 		p = (*C.uint8_t)(unsafe.Pointer(&ev.Payload[0]))
 	}
-	r := C.nm_call_process(d.process, d.life.ud, C.uint64_t(ev.Link.Origin), C.uint64_t(ev.Link.Horizon),
-		C.uint64_t(ev.Link.Sequence), C.uint64_t(ev.Link.Parent), p, C.size_t(len(ev.Payload)), C.uint64_t(ev.ReceivedAt))
+	var r C.nm_proc_result
+	// The thread buffer is valid until the next process call on this thread:
+	// stay on it until the outputs are copied.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	C.nm_call_process(d.process, d.life.ud, C.uint64_t(ev.Link.Origin), C.uint64_t(ev.Link.Horizon),
+		C.uint64_t(ev.Link.Sequence), C.uint64_t(ev.Link.Parent), p, C.size_t(len(ev.Payload)), C.uint64_t(ev.ReceivedAt), &r)
 	if r.heap != nil {
 		defer C.free(unsafe.Pointer(r.heap))
 	}
@@ -152,17 +163,21 @@ func (d *cDaemon) Process(ev causal.Event) ([][]byte, error) {
 		return nil, nil
 	}
 	// Records are [u64 len][bytes]; copy them all into one Go allocation.
-	raw := resultBytes(&r)
-	data := make([]byte, len(raw)-8*int(r.count))
-	outs := make([][]byte, 0, int(r.count))
+	raw := unsafe.Slice((*byte)(unsafe.Pointer(r.data)), int(r.len))
+	n := int(r.count)
+	data := make([]byte, len(raw)-8*n)
+	outs := d.outs[:0]
 	off, at := 0, 0
-	for i := 0; i < int(r.count); i++ {
-		n := int(*(*uint64)(unsafe.Pointer(&raw[off])))
+	for range n {
+		l := int(*(*uint64)(unsafe.Pointer(&raw[off])))
 		off += 8
-		copy(data[at:], raw[off:off+n])
-		outs = append(outs, data[at:at+n:at+n])
-		off += n
-		at += n
+		copy(data[at:], raw[off:off+l])
+		outs = append(outs, data[at:at+l:at+l])
+		off += l
+		at += l
+	}
+	if cap(outs) <= 16 {
+		d.outs = outs
 	}
 	return outs, nil
 }

@@ -78,6 +78,7 @@ const char *net_mesh_version(int *major_out, int *minor_out, int *patch_out) {
 
 void *nm_malloc(size_t n) { return malloc(n ? n : 1); }
 void nm_free(void *p) { free(p); }
+void *nm_realloc(void *p, size_t n) { return realloc(p, n ? n : 1); }
 
 void net_mesh_bytes_free(net_mesh_bytes *b) {
     if (!b) return;

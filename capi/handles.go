@@ -59,11 +59,18 @@ const (
 )
 
 type entry struct {
-	kind kind
-	gen  uint16
-	dead atomic.Bool // set once by the release that wins
-	obj  any
+	kind   kind
+	gen    uint16
+	dead   atomic.Bool // set once by the release that wins
+	obj    any
+	handle unsafe.Pointer // the tagged handle minted for this entry
 }
+
+// recent caches, per kind, the entry of the last successful lookup: a host
+// that keeps using one runtime skips go-pointer's locked map. A hit needs the
+// same tagged handle and a live entry, so it accepts exactly what the table
+// would (release marks the entry dead before removing it).
+var recent [256]atomic.Pointer[entry] // indexed by kind (a uint8)
 
 var genCounter atomic.Uint32
 
@@ -79,9 +86,11 @@ func mint(k kind, obj any) unsafe.Pointer {
 		// An address space wider than 48 bits: no room for the tag; kind
 		// checks still hold.
 		e.gen = 0
+		e.handle = key
 		return key
 	}
-	return unsafe.Add(key, uintptr(g)<<genShift)
+	e.handle = unsafe.Add(key, uintptr(g)<<genShift)
+	return e.handle
 }
 
 // split separates a tagged handle into its table key and generation.
@@ -104,10 +113,14 @@ func find(h unsafe.Pointer, k kind) (*entry, unsafe.Pointer) {
 
 // lookup returns the object behind a live handle of kind k.
 func lookup(h unsafe.Pointer, k kind) (any, error) {
+	if c := recent[k].Load(); c != nil && c.handle == h && h != nil && !c.dead.Load() {
+		return c.obj, nil
+	}
 	e, _ := find(h, k)
 	if e == nil {
 		return nil, badHandle(h, k)
 	}
+	recent[k].Store(e)
 	return e.obj, nil
 }
 
@@ -123,6 +136,7 @@ func release(h unsafe.Pointer, k kind) (any, bool) {
 	if !e.dead.CompareAndSwap(false, true) {
 		return nil, false
 	}
+	recent[k].CompareAndSwap(e, nil) // do not keep a released object alive
 	pointer.Unref(key)
 	return e.obj, true
 }

@@ -477,18 +477,21 @@ func net_mesh_runtime_snapshot(h *C.net_mesh_runtime, origin C.uint64_t, out *C.
 	return statusOK
 }
 
-// eventBufs recycles the slices deliver collects outputs in.
-var eventBufs = sync.Pool{New: func() any { s := make([]causal.Event, 0, 4); return &s }}
+// net_mesh_runtime_deliver is C (capi/deliver.c): it runs this export with a
+// per-thread reusable list and copies the result into one fresh allocation.
 
-//export net_mesh_runtime_deliver
-func net_mesh_runtime_deliver(h *C.net_mesh_runtime, origin C.uint64_t, ev *C.nm_cevent, out *C.net_mesh_event_list) (rc C.int) {
+//export net_mesh_runtime_deliver_into
+func net_mesh_runtime_deliver_into(h *C.net_mesh_runtime, origin C.uint64_t, ev *C.nm_cevent, list *C.net_mesh_event_list) (rc C.int) {
 	defer guard(&rc)
 	r, err := runtimeOf(unsafe.Pointer(h))
 	if err != nil {
 		return fail(err)
 	}
-	if ev == nil || out == nil {
+	if ev == nil || list == nil {
 		return fail(errf(statusInvalidArgument, "event or output list is NULL"))
+	}
+	if _, err := listCap(list); err != nil {
+		return fail(err)
 	}
 	payload, err := borrowChecked("event payload", (*C.nm_cu8)(ev.payload), ev.payload_len)
 	if err != nil {
@@ -500,40 +503,71 @@ func net_mesh_runtime_deliver(h *C.net_mesh_runtime, origin C.uint64_t, ev *C.nm
 		Payload:    payload,
 		ReceivedAt: uint64(ev.received_at),
 	}
-	bp := eventBufs.Get().(*[]causal.Event)
-	outs, err := r.rt.DeliverAppend((*bp)[:0], uint64(origin), in)
-	defer func() {
-		clear(outs)
-		*bp = outs[:0]
-		eventBufs.Put(bp)
-	}()
+	var buf [4]causal.Event // outputs of the common case, on the stack
+	outs, err := r.rt.DeliverAppend(buf[:0], uint64(origin), in)
 	if err != nil {
 		return fail(err)
 	}
-	if err := fillEventList(out, outs); err != nil {
+	if err := refillEventList(list, outs); err != nil {
 		return fail(err)
 	}
 	return statusOK
 }
 
-// fillEventList copies events into one C allocation: the event array, then
-// the payloads.
+const listHdrSize = int(unsafe.Sizeof(C.nm_list_hdr{}))
+
+// listCap validates an in/out list: zeroed (no storage yet) or filled by the
+// library (its storage starts with an nm_list_hdr). Returns the capacity.
+func listCap(list *C.net_mesh_event_list) (int, error) {
+	if list.reserved_ == nil {
+		return 0, nil
+	}
+	hd := (*C.nm_list_hdr)(list.reserved_)
+	if hd.magic != C.NM_LIST_MAGIC {
+		return 0, errf(statusInvalidArgument, "output list was neither zeroed nor filled by this library")
+	}
+	return int(hd.cap), nil
+}
+
+// fillEventList fills a fresh list (out's previous contents are ignored) with
+// one allocation: header, event array, payloads.
 func fillEventList(out *C.net_mesh_event_list, evs []causal.Event) error {
 	out.events, out.len, out.reserved_ = nil, 0, nil
+	return refillEventList(out, evs)
+}
+
+// refillEventList writes evs into list, reusing its storage and growing it
+// when needed (the only C call, and only then). The storage is read here, not
+// earlier: a nested delivery on this thread may have moved it. On error the
+// list is unchanged.
+func refillEventList(list *C.net_mesh_event_list, evs []causal.Event) error {
+	have, err := listCap(list)
+	if err != nil {
+		return err
+	}
 	if len(evs) == 0 {
+		list.events, list.len = nil, 0
 		return nil
 	}
-	head := len(evs) * int(unsafe.Sizeof(C.net_mesh_event{}))
+	head := listHdrSize + len(evs)*int(unsafe.Sizeof(C.net_mesh_event{}))
 	size := head
 	for _, e := range evs {
 		size += len(e.Payload)
 	}
-	p := C.nm_malloc(C.size_t(size))
-	if p == nil {
-		return errf(statusNoMemory, "cannot allocate %d bytes for %d output events", size, len(evs))
+	base := list.reserved_
+	if size > have {
+		grow := max(size, 2*have, 256)
+		p := C.nm_realloc(base, C.size_t(grow))
+		if p == nil {
+			return errf(statusNoMemory, "cannot allocate %d bytes for %d output events", size, len(evs))
+		}
+		base = p
+		hd := (*C.nm_list_hdr)(base)
+		hd.magic, hd.cap = C.NM_LIST_MAGIC, C.uint64_t(grow)
+		list.reserved_ = base
 	}
-	arr := unsafe.Slice((*C.net_mesh_event)(p), len(evs))
-	data := unsafe.Slice((*byte)(p), size)
+	data := unsafe.Slice((*byte)(base), size)
+	arr := unsafe.Slice((*C.net_mesh_event)(unsafe.Pointer(&data[listHdrSize])), len(evs))
 	at := head
 	for i, e := range evs {
 		ce := &arr[i]
@@ -549,7 +583,7 @@ func fillEventList(out *C.net_mesh_event_list, evs []causal.Event) error {
 			at += copy(data[at:], e.Payload)
 		}
 	}
-	out.events, out.len, out.reserved_ = &arr[0], C.size_t(len(evs)), p
+	list.events, list.len = &arr[0], C.size_t(len(evs))
 	return nil
 }
 

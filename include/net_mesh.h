@@ -494,14 +494,18 @@ typedef struct net_mesh_event {
 } net_mesh_event;
 
 /*
- * A library-owned list of events (deliver's outputs). Payloads live inside the
- * list's single allocation. Free with net_mesh_event_list_free.
+ * A list of events (deliver's outputs) whose storage the library owns: the
+ * struct itself is the caller's, the events and payloads live inside one
+ * library allocation (reserved_). Free with net_mesh_event_list_free.
+ * A zeroed list (NET_MESH_EVENT_LIST_INIT or memset 0) has no storage yet.
  */
 typedef struct net_mesh_event_list {
     net_mesh_event *events;
     size_t len;
     void *reserved_; /* the library's allocation; do not touch */
 } net_mesh_event_list;
+
+#define NET_MESH_EVENT_LIST_INIT {NULL, 0, NULL}
 
 /* Release the list and zero *list. NULL and a zeroed list are no-ops. */
 void net_mesh_event_list_free(net_mesh_event_list *list);
@@ -732,6 +736,27 @@ int net_mesh_runtime_snapshot(net_mesh_runtime *rt, uint64_t origin, net_mesh_by
  */
 int net_mesh_runtime_deliver(net_mesh_runtime *rt, uint64_t origin, const net_mesh_event *event,
                              net_mesh_event_list *out);
+
+/*
+ * net_mesh_runtime_deliver with a reusable output list: the fast path for a
+ * stream of events. list is in/out: pass a zeroed list
+ * (NET_MESH_EVENT_LIST_INIT) the first time, then the same list again. The
+ * library refills it in place, reusing its storage and growing it when the
+ * outputs do not fit, so a steady stream allocates nothing. Ownership: the
+ * struct stays the caller's, the storage the library's; free it once, when
+ * done, with net_mesh_event_list_free (a list filled by
+ * net_mesh_runtime_deliver may be passed too).
+ * On NET_MESH_OK the previous contents (events, payloads) are invalid and the
+ * list holds this call's outputs (len 0 and events NULL when none, or when the
+ * event was queued mid-migration). On failure the list is unchanged.
+ * A list that is neither zeroed nor filled by the library is undefined
+ * behaviour; most such lists are detected and give _INVALID_ARGUMENT. Do not
+ * pass a list another call is filling (e.g. from inside a callback of that
+ * call).
+ * Returns the statuses of net_mesh_runtime_deliver.
+ */
+int net_mesh_runtime_deliver_into(net_mesh_runtime *rt, uint64_t origin,
+                                  const net_mesh_event *event, net_mesh_event_list *list);
 
 /* One entry of a daemon's subscription ledger. */
 typedef struct net_mesh_subscription {

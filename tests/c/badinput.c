@@ -357,6 +357,18 @@ int main(void) {
     hev = make_event(1, 1, "p", NET_MESH_MAX_BUFFER + 1);
     EXPECT(INV, net_mesh_runtime_deliver(rt, origin, &hev, &list));
     EXPECT(NET_MESH_ERR_DAEMON_NOT_FOUND, net_mesh_runtime_deliver(rt, 0xdead, &ev, &list));
+    {
+        net_mesh_event_list l2 = NET_MESH_EVENT_LIST_INIT;
+        EXPECT(INV, net_mesh_runtime_deliver_into(rt, origin, NULL, &l2));
+        EXPECT(INV, net_mesh_runtime_deliver_into(rt, origin, &ev, NULL));
+        EXPECT(INV, net_mesh_runtime_deliver_into(rt, origin, &hev, &l2));
+        EXPECT(BAD, net_mesh_runtime_deliver_into(NULL, origin, &ev, &l2));
+        EXPECT(BAD, net_mesh_runtime_deliver_into((net_mesh_runtime *)node, origin, &ev, &l2));
+        uint64_t not_a_list[4] = {1, 2, 3, 4}; /* reserved_ points at bytes without the library's header */
+        l2.reserved_ = not_a_list;
+        EXPECT(INV, net_mesh_runtime_deliver_into(rt, origin, &ev, &l2));
+        CHECK(l2.reserved_ == not_a_list && l2.len == 0);
+    }
     uint64_t origin2 = 0;
     OK(net_mesh_identity_origin_hash(id2, &origin2));
     OK(net_mesh_runtime_deliver(rt, origin2, &ev, &list)); /* the abusive daemon's checks */

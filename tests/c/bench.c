@@ -49,6 +49,27 @@ static double run_deliver(long n, size_t len) {
     return (now_ns() - t0) / (double)n;
 }
 
+/* The same through net_mesh_runtime_deliver_into with one reused list. */
+static double run_deliver_into(long n, size_t len) {
+    net_mesh_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.payload = payload;
+    ev.payload_len = len;
+    ev.received_at = 1;
+    net_mesh_event_list outs = NET_MESH_EVENT_LIST_INIT;
+    double t0 = now_ns();
+    for (long i = 0; i < n; i++) {
+        ev.link.sequence = (uint64_t)i + 1;
+        if (net_mesh_runtime_deliver_into(rt, origin, &ev, &outs) != NET_MESH_OK || outs.len != 1) {
+            fprintf(stderr, "deliver_into failed: %s\n", net_mesh_last_error());
+            return -1;
+        }
+    }
+    double t = (now_ns() - t0) / (double)n;
+    net_mesh_event_list_free(&outs);
+    return t;
+}
+
 static double run_floor(long n) {
     double t0 = now_ns();
     for (long i = 0; i < n; i++) net_mesh_callback_probe(empty, NULL);
@@ -65,6 +86,7 @@ static double best(double (*f)(long), long n) {
 }
 static size_t cur_len;
 static double deliver_cur(long n) { return run_deliver(n, cur_len); }
+static double deliver_into_cur(long n) { return run_deliver_into(n, cur_len); }
 
 int main(int argc, char **argv) {
     long n = argc > 1 ? atol(argv[1]) : 200000;
@@ -91,6 +113,11 @@ int main(int argc, char **argv) {
         cur_len = lens[i];
         double d = best(deliver_cur, n);
         printf("| deliver -> C echo daemon -> 1 output, %4zu B   | %7.1f | %7.2f |\n", lens[i], d, d / floor);
+    }
+    for (int i = 0; i < 3; i++) {
+        cur_len = lens[i];
+        double d = best(deliver_into_cur, n);
+        printf("| deliver_into (reused list) -> echo, %4zu B     | %7.1f | %7.2f |\n", lens[i], d, d / floor);
     }
     net_mesh_runtime_free(rt);
     net_mesh_node_free(node);

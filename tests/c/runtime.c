@@ -246,6 +246,117 @@ static void lifecycle(void) {
     net_mesh_identity_free(mid);
 }
 
+/* relay: delivers its input to the echo daemon at relay_target from inside
+ * process (a nested deliver on the same thread), then outputs "R" followed by
+ * the inner output's payload. */
+static net_mesh_runtime *relay_rt;
+static uint64_t relay_target;
+static int relay_process(void *ud, const net_mesh_event *ev, net_mesh_outputs *out) {
+    (void)ud;
+    net_mesh_event_list inner = NET_MESH_EVENT_LIST_INIT;
+    if (net_mesh_runtime_deliver(relay_rt, relay_target, ev, &inner) != NET_MESH_OK || inner.len != 1)
+        return 1;
+    uint8_t buf[2048];
+    size_t n = inner.events[0].payload_len;
+    if (n + 1 > sizeof buf) n = sizeof buf - 1;
+    buf[0] = 'R';
+    if (n) memcpy(buf + 1, inner.events[0].payload, n);
+    net_mesh_event_list_free(&inner);
+    int rc = net_mesh_outputs_push(out, buf, n + 1);
+    return rc ? rc : net_mesh_outputs_push(out, ev->payload, ev->payload_len);
+}
+static int relay_create(void *fud, net_mesh_daemon_vtable *vt, void **ud) {
+    (void)fud;
+    vt->process = relay_process;
+    *ud = NULL;
+    return 0;
+}
+
+/* net_mesh_runtime_deliver_into: one list refilled in place across sizes, a
+ * list from net_mesh_runtime_deliver reused, failure leaves it unchanged,
+ * and nested deliveries on one thread (both entry points) stay correct. */
+static void deliver_into(void) {
+    net_mesh_node *node = new_node();
+    net_mesh_runtime *rt = NULL;
+    OK(net_mesh_runtime_new(node, NULL, &rt));
+    OK(register_kind(rt, "echo", echo_create));
+    OK(register_kind(rt, "failing", failing_create));
+    OK(register_kind(rt, "relay", relay_create));
+    OK(net_mesh_runtime_start(rt));
+    net_mesh_identity *eid = NULL, *fid = NULL, *rid = NULL;
+    OK(net_mesh_identity_generate(&eid));
+    OK(net_mesh_identity_generate(&fid));
+    OK(net_mesh_identity_generate(&rid));
+    OK(net_mesh_runtime_spawn(rt, "echo", eid, NULL, NULL));
+    OK(net_mesh_runtime_spawn(rt, "failing", fid, NULL, NULL));
+    OK(net_mesh_runtime_spawn(rt, "relay", rid, NULL, NULL));
+    uint64_t eo = origin_of(eid), fo = origin_of(fid), ro = origin_of(rid);
+
+    static uint8_t big[100000];
+    for (size_t i = 0; i < sizeof big; i++) big[i] = (uint8_t)(i * 7 + 1);
+    size_t sizes[] = {64, 0, 1024, 100000, 5, 300};
+    net_mesh_event_list list = NET_MESH_EVENT_LIST_INIT;
+    uint64_t prev_parent = 0;
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        net_mesh_event ev = make_event(9, i + 1, sizes[i] ? big : NULL, sizes[i]);
+        OK(net_mesh_runtime_deliver_into(rt, eo, &ev, &list));
+        CHECK(list.len == 1 && list.reserved_ != NULL);
+        if (list.len != 1) continue;
+        CHECK(list.events[0].payload_len == sizes[i]);
+        CHECK(sizes[i] == 0 ? list.events[0].payload == NULL
+                            : memcmp(list.events[0].payload, big, sizes[i]) == 0);
+        CHECK(list.events[0].link.sequence == i + 1 && list.events[0].link.origin_hash == eo);
+        CHECK(list.events[0].link.parent_hash != prev_parent);
+        prev_parent = list.events[0].link.parent_hash;
+    }
+    /* failure: the list keeps the previous outputs */
+    net_mesh_event ev = make_event(9, 50, "y", 1);
+    EXPECT(NET_MESH_ERR_PROCESS_FAILED, net_mesh_runtime_deliver_into(rt, fo, &ev, &list));
+    EXPECT(NET_MESH_ERR_DAEMON_NOT_FOUND, net_mesh_runtime_deliver_into(rt, 0xdead, &ev, &list));
+    CHECK(list.len == 1 && list.events[0].payload_len == 300 && memcmp(list.events[0].payload, big, 300) == 0);
+    net_mesh_event_list_free(&list);
+    CHECK(list.events == NULL && list.len == 0 && list.reserved_ == NULL);
+
+    /* a list filled by net_mesh_runtime_deliver is reusable */
+    ev = make_event(9, 51, "abc", 3);
+    OK(net_mesh_runtime_deliver(rt, eo, &ev, &list));
+    CHECK(list.len == 1);
+    ev = make_event(9, 52, big, 2000);
+    OK(net_mesh_runtime_deliver_into(rt, eo, &ev, &list));
+    CHECK(list.len == 1 && list.events[0].payload_len == 2000 && memcmp(list.events[0].payload, big, 2000) == 0);
+
+    /* nested: relay delivers to echo from inside its process callback */
+    relay_rt = rt;
+    relay_target = eo;
+    for (int i = 0; i < 3; i++) {
+        size_t n = i == 1 ? 1500 : 10; /* 1500 B grows the writer inside the nested call */
+        ev = make_event(9, 60 + (uint64_t)i, big, n);
+        if (i == 2) {
+            net_mesh_event_list fresh = NET_MESH_EVENT_LIST_INIT;
+            OK(net_mesh_runtime_deliver(rt, ro, &ev, &fresh));
+            CHECK(fresh.len == 2 && fresh.events[0].payload_len == n + 1 && fresh.events[0].payload[0] == 'R');
+            CHECK(fresh.len == 2 && memcmp(fresh.events[1].payload, big, n) == 0);
+            net_mesh_event_list_free(&fresh);
+            continue;
+        }
+        OK(net_mesh_runtime_deliver_into(rt, ro, &ev, &list));
+        CHECK(list.len == 2);
+        if (list.len != 2) continue;
+        CHECK(list.events[0].payload_len == n + 1 && list.events[0].payload[0] == 'R');
+        CHECK(memcmp(list.events[0].payload + 1, big, n) == 0);
+        CHECK(list.events[1].payload_len == n && memcmp(list.events[1].payload, big, n) == 0);
+        CHECK(list.events[1].link.sequence == list.events[0].link.sequence + 1);
+    }
+    net_mesh_event_list_free(&list);
+    net_mesh_event_list_free(&list); /* zeroed: no-op */
+
+    net_mesh_runtime_free(rt);
+    net_mesh_node_free(node);
+    net_mesh_identity_free(eid);
+    net_mesh_identity_free(fid);
+    net_mesh_identity_free(rid);
+}
+
 /* Two nodes: B's daemon subscribes to A's channel through the runtime. */
 static int got_channel_msgs;
 static void on_msg(void *ud, uint64_t pub, const char *ch, const uint8_t *p, size_t n) {
@@ -321,6 +432,7 @@ static void two_nodes(void) {
 
 int main(void) {
     lifecycle();
+    deliver_into();
     two_nodes();
     return nm_report("runtime");
 }
