@@ -65,6 +65,7 @@ const char *net_mesh_status_kind(int status) {
     case NET_MESH_ERR_NO_MEMORY: return "no-memory";
     case NET_MESH_ERR_IO: return "io";
     case NET_MESH_ERR_INTERNAL: return "internal";
+    case NET_MESH_ERR_QUEUE_FULL: return "queue-full";
     default: return "unknown";
     }
 }

@@ -29,6 +29,7 @@ type rtObj struct {
 	kinds []*cFactory
 
 	exec atomic.Pointer[executor]
+	mig  *migState // migration engine and output sink (migration.go, sink.go)
 }
 
 type ownedDaemon struct {
@@ -109,6 +110,7 @@ func net_mesh_runtime_new(nodeH *C.net_mesh_node, opts *C.nm_crtopts, out **C.ne
 		}
 	}
 	r := &rtObj{rt: compute.NewRuntime(n.n, o...), node: n, owned: make(map[uint64]ownedDaemon)}
+	r.mig = attachMigration(r)
 	*out = (*C.net_mesh_runtime)(mint(kindRuntime, r))
 	return statusOK
 }
@@ -215,6 +217,7 @@ func net_mesh_runtime_free(h *C.net_mesh_runtime) {
 	if e := r.exec.Swap(nil); e != nil {
 		e.life.close()
 	}
+	r.mig.close()
 }
 
 //export net_mesh_runtime_is_ready
@@ -326,6 +329,9 @@ func net_mesh_runtime_spawn_from_snapshot(h *C.net_mesh_runtime, kind *C.nm_ccha
 	}
 	c, err := daemonConfig(cfg)
 	if err != nil {
+		return fail(err)
+	}
+	if err := kindFirst(r.rt, k); err != nil {
 		return fail(err)
 	}
 	s, err := decodeSnapshot(snap, snapLen)

@@ -33,6 +33,7 @@ const (
 	statusNoMemory                 C.int = -18
 	statusIO                       C.int = -19
 	statusInternal                 C.int = -20
+	statusQueueFull                C.int = -21
 )
 
 // capiError is an error raised by this layer itself, already carrying its

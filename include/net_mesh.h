@@ -27,6 +27,29 @@
  *  - Calls into one daemon are serialized; different daemons may run
  *    concurrently. A callback may call back into this library (for example
  *    deliver to another daemon), but must not deliver to its own daemon.
+ *  - The executor rule, which keeps a single-threaded host (one JavaScript
+ *    thread running both the host's calls and the executor's tasks) free of
+ *    deadlocks: no library function called on a host thread ever waits for
+ *    a task the library posted to the executor, with these documented
+ *    exceptions that take a deadline. In particular net_mesh_runtime_deliver
+ *    never waits on the executor: a daemon's lock is only held by a call
+ *    running daemon code (a host call on its own thread, or an executor task
+ *    on the executor's thread), never by a thread waiting for the executor.
+ *    While a migration target restores and replays a daemon, deliver to it
+ *    queues the event behind the replay and returns NET_MESH_OK with no
+ *    outputs; the event is processed (in order) when the target takes over,
+ *    and its outputs go to the output sink (net_mesh_runtime_set_output_sink),
+ *    exactly like deliver on a source between snapshot and cutover.
+ *    Exceptions — do not call these without a deadline on the thread that
+ *    runs executor tasks: net_mesh_migration_wait (timeout_ms < 0, or with
+ *    NET_MESH_MIGRATION_WAIT_ABANDON), net_mesh_migration_cancel (bounded at
+ *    5 s: _TIMEOUT), net_mesh_runtime_shutdown / _free (pool drain; use a
+ *    timeout). Use net_mesh_migration_on_complete instead of a blocking wait.
+ *  - Migration notifications (net_mesh_migration_on_progress,
+ *    net_mesh_migration_on_complete) run on library threads, not through the
+ *    executor: they touch no daemon, so a host forwards them to its own
+ *    thread as it likes. The output sink runs where the events were
+ *    processed: the executor's thread if one is set, else a pool thread.
  *  - The log callback (net_mesh_log_set) can fire on any thread, including
  *    library threads, and concurrently with itself.
  *  - No Go panic crosses this boundary: an internal failure is returned as
@@ -131,13 +154,15 @@ typedef enum net_mesh_status {
     /* network or socket failure (bind, send, peer unreachable) */
     NET_MESH_ERR_IO = -19,
     /* any other failure; see net_mesh_last_error() */
-    NET_MESH_ERR_INTERNAL = -20
+    NET_MESH_ERR_INTERNAL = -20,
+    /* the runtime's worker pool queue is full; retry later (backpressure) */
+    NET_MESH_ERR_QUEUE_FULL = -21
 } net_mesh_status;
 
 /*
  * The symbolic kind of a status as every binding spells it: "ok",
- * "not-ready", "shutting-down", ..., "bad-handle", "internal-panic".
- * Unknown codes give "unknown". Static string, never freed.
+ * "not-ready", "shutting-down", ..., "bad-handle", "internal-panic",
+ * "queue-full". Unknown codes give "unknown". Static string, never freed.
  */
 const char *net_mesh_status_kind(int status);
 
@@ -820,7 +845,8 @@ typedef void (*net_mesh_task_fn)(void *user_data);
  * if one is set), then finalize(user_data). Never blocks; callable from any
  * thread, including threads the host created. user_data is consumed, also
  * on error. Returns NET_MESH_OK, _BAD_HANDLE, _INVALID_ARGUMENT (callback
- * NULL), _NOT_READY, _SHUTTING_DOWN, _INTERNAL (queue full).
+ * NULL), _NOT_READY, _SHUTTING_DOWN, _QUEUE_FULL (the pool's bounded queue
+ * is full: nothing was queued, try again later).
  */
 int net_mesh_runtime_submit(net_mesh_runtime *rt, net_mesh_task_fn callback, void *user_data,
                             net_mesh_finalize_fn finalize);
@@ -887,19 +913,204 @@ int net_mesh_daemon_stats_get(const net_mesh_daemon *d, net_mesh_daemon_stats *o
 void net_mesh_daemon_free(net_mesh_daemon *d);
 
 /* ------------------------------------------------------------------ */
-/* Migration (reserved)                                                */
+/* Migration                                                           */
 /* ------------------------------------------------------------------ */
 
 /*
- * A live migration in progress. The functions arrive with core/migration;
- * these names are reserved for them and for nothing else:
- *   net_mesh_migration_options_init, net_mesh_runtime_start_migration,
- *   net_mesh_migration_phase, net_mesh_migration_wait,
- *   net_mesh_migration_cancel, net_mesh_migration_on_progress,
- *   net_mesh_migration_free, net_mesh_runtime_set_output_sink,
- *   and the constants NET_MESH_MIGRATION_PHASE_*.
+ * A live migration this runtime orchestrates (BEHAVIOUR §3–§4). Every runtime
+ * made by net_mesh_runtime_new can send and receive daemons: its migration
+ * engine is attached when it is created. A node receives a daemon only if
+ * its runtime is started and has an entry for the daemon's origin
+ * (net_mesh_runtime_expect_migration, or
+ * net_mesh_runtime_register_migration_target_identity without an envelope).
+ *
+ * The handle observes and controls the migration; the migration goes on
+ * whether or not anybody waits, and freeing the handle does not stop it.
  */
 typedef struct net_mesh_migration net_mesh_migration;
+
+/*
+ * Phases, as the orchestrator sees them. NONE (0): no migration (not
+ * started through this runtime, or ended: completed, failed, cancelled).
+ *   SNAPSHOT → TRANSFER → RESTORE → REPLAY → CUTOVER → COMPLETE → NONE
+ */
+#define NET_MESH_MIGRATION_PHASE_NONE 0
+#define NET_MESH_MIGRATION_PHASE_SNAPSHOT 1
+#define NET_MESH_MIGRATION_PHASE_TRANSFER 2
+#define NET_MESH_MIGRATION_PHASE_RESTORE 3
+#define NET_MESH_MIGRATION_PHASE_REPLAY 4
+#define NET_MESH_MIGRATION_PHASE_CUTOVER 5
+#define NET_MESH_MIGRATION_PHASE_COMPLETE 6
+
+/* Options of net_mesh_runtime_start_migration; start from
+ * net_mesh_migration_options_init. NULL wherever options are taken means the
+ * defaults. */
+typedef struct net_mesh_migration_options {
+    uint32_t size;              /* sizeof(net_mesh_migration_options) */
+    int transport_identity;     /* non-zero (default 1): seal the daemon's identity for
+                                   the target; 0: the target needs the full identity
+                                   (register_migration_target_identity) */
+    int64_t retry_not_ready_ms; /* budget for retrying a target that answers not-ready:
+                                   0 = default 30000; negative = no retry */
+    int no_retry;               /* non-zero: no retry (the first not-ready fails) */
+} net_mesh_migration_options;
+
+/* Fill *opts with the defaults (transport_identity 1, 30 s retry budget) and
+ * opts->size. NULL is a no-op. */
+void net_mesh_migration_options_init(net_mesh_migration_options *opts);
+
+/*
+ * Migrate the daemon at origin from node source_node to node target_node
+ * (node ids; any node may orchestrate, usually source_node is this runtime's
+ * node). opts (borrowed) may be NULL. With a local source, the daemon starts
+ * buffering and its `snapshot` callback runs on this thread before this
+ * returns; from then until cutover, deliver on the source queues events
+ * (NET_MESH_OK, no outputs) and they are processed on the target, in order.
+ * *out receives a new handle (free with net_mesh_migration_free).
+ * Returns NET_MESH_OK, _BAD_HANDLE, _INVALID_ARGUMENT (out NULL, opts->size
+ * too small), _NOT_READY, _SHUTTING_DOWN, _MIGRATION with detail
+ * (net_mesh_last_error_detail): "daemon-not-found", "already-migrating",
+ * "target-unavailable" (no session with the peer), "state-failed" (snapshot
+ * failed, target's X25519 key unknown). On error nothing is left behind and
+ * the daemon keeps running on the source.
+ */
+int net_mesh_runtime_start_migration(net_mesh_runtime *rt, uint64_t origin, uint64_t source_node,
+                                     uint64_t target_node, const net_mesh_migration_options *opts,
+                                     net_mesh_migration **out);
+
+/*
+ * The current phase (NET_MESH_MIGRATION_PHASE_*) into *phase_out;
+ * NET_MESH_MIGRATION_PHASE_NONE once the migration has ended.
+ * Returns NET_MESH_OK, _BAD_HANDLE, _INVALID_ARGUMENT.
+ */
+int net_mesh_migration_phase(const net_mesh_migration *m, int *phase_out);
+
+/*
+ * The phase of the migration of origin that this runtime orchestrates
+ * (started with net_mesh_runtime_start_migration on this runtime), or
+ * NET_MESH_MIGRATION_PHASE_NONE. Returns NET_MESH_OK, _BAD_HANDLE,
+ * _INVALID_ARGUMENT.
+ */
+int net_mesh_runtime_migration_phase(const net_mesh_runtime *rt, uint64_t origin, int *phase_out);
+
+/* net_mesh_migration_wait flag: at the deadline, abandon the migration like
+ * the reference's wait_with_timeout: the record is dropped and, before
+ * cutover, both nodes are told, so the target rolls back and the daemon
+ * resumes on the source; returns _MIGRATION "state-failed" ("timed out").
+ * Past cutover the daemon is left to the target. */
+#define NET_MESH_MIGRATION_WAIT_ABANDON 0x1u
+
+/*
+ * Block until the migration ends, for at most timeout_ms (negative: no
+ * deadline; 0: just look). Returns the migration's outcome: NET_MESH_OK
+ * (completed), _MIGRATION_FAILED (a party reported a reason: detail
+ * "not-ready", "not-ready-timeout", "factory-not-found",
+ * "compute-not-supported", "state-failed", "already-migrating",
+ * "identity-transport-failed"), _MIGRATION (local: detail "state-failed" also
+ * for cancelled, "target-unavailable", ...), or _TIMEOUT when the deadline
+ * passed first — the migration goes on and wait can be called again (unless
+ * flags has NET_MESH_MIGRATION_WAIT_ABANDON). The outcome is also the
+ * calling thread's last error; net_mesh_migration_result reads it from any
+ * thread. Any number of threads may wait at once. Never call it without a
+ * deadline on the thread that runs your executor's tasks: the migration may
+ * need that thread (see Thread safety). Returns also _BAD_HANDLE,
+ * _INVALID_ARGUMENT (unknown flags).
+ */
+int net_mesh_migration_wait(net_mesh_migration *m, int64_t timeout_ms, uint32_t flags);
+
+/*
+ * The outcome of a migration, for any thread. Caller sets `size`; the
+ * library fills the fields that fit. message is library-owned text (free
+ * with net_mesh_bytes_free) — filled only when finished and status != OK.
+ */
+typedef struct net_mesh_migration_result {
+    uint32_t size;          /* sizeof(net_mesh_migration_result), set by the caller */
+    int finished;           /* 1 once the migration has ended, else 0 (other fields zero) */
+    int status;             /* what net_mesh_migration_wait returns for it */
+    uint32_t attempts;      /* attempts made (first included); "not-ready-timeout" carries it */
+    char kind[64];          /* the reason / detail kind (e.g. "not-ready-timeout"); "" on success */
+    net_mesh_bytes message; /* the full error text, with the reason's text */
+} net_mesh_migration_result;
+
+/*
+ * Fill *out with the outcome (never blocks). Returns NET_MESH_OK, _BAD_HANDLE,
+ * _INVALID_ARGUMENT (out NULL, size too small), _NO_MEMORY.
+ */
+int net_mesh_migration_result_get(const net_mesh_migration *m, net_mesh_migration_result *out);
+
+/*
+ * Abort the migration before cutover: both nodes are told, the target rolls
+ * back, the daemon resumes on the source (its queued events are processed
+ * there, outputs to the output sink) and wait returns _MIGRATION
+ * "state-failed" (cancelled). Waits up to 5 s for the engine.
+ * Returns NET_MESH_OK, _BAD_HANDLE, _MIGRATION "wrong-phase" (past cutover or
+ * already ended; nothing changes), _TIMEOUT.
+ */
+int net_mesh_migration_cancel(net_mesh_migration *m);
+
+/*
+ * Progress: phase (NET_MESH_MIGRATION_PHASE_*), snapshot bytes and chunks
+ * handed to the mesh so far in the current attempt, and their totals (0
+ * until known). Called at every phase change and every chunk.
+ */
+typedef void (*net_mesh_migration_progress_fn)(void *user_data, int phase, uint64_t bytes_moved,
+                                               uint64_t total_bytes, uint64_t chunks_moved,
+                                               uint64_t total_chunks);
+
+/*
+ * Install (callback NULL: remove) the progress callback. It runs on a
+ * library thread — never through the executor, never on the thread that
+ * called in — one call at a time per migration, in order. It first receives
+ * the phases the migration went through before it was installed (chunk
+ * counts condensed to the latest per phase), then live progress. No call
+ * starts after the migration's last notification, after replacement or
+ * after net_mesh_migration_free; finalize (may be NULL; consumed, also on
+ * error) runs once with user_data after the last call, on a library thread
+ * or the thread that replaced/freed it. The callback must not call
+ * net_mesh_migration_wait without a deadline.
+ * Returns NET_MESH_OK, _BAD_HANDLE.
+ */
+int net_mesh_migration_on_progress(net_mesh_migration *m, net_mesh_migration_progress_fn callback,
+                                   void *user_data, net_mesh_finalize_fn finalize);
+
+/* Completion: status is what net_mesh_migration_wait returns for it
+ * (details through net_mesh_migration_result_get). */
+typedef void (*net_mesh_migration_complete_fn)(void *user_data, int status);
+
+/*
+ * Install (callback NULL: remove) a one-shot completion callback, so a host
+ * need not block a thread in wait. It runs exactly once when the migration
+ * ends (after the last progress call), on a library thread; if it has
+ * already ended, it runs at once on a library thread. Installing a new one
+ * replaces an uncalled one. finalize as for net_mesh_migration_on_progress.
+ * Returns NET_MESH_OK, _BAD_HANDLE.
+ */
+int net_mesh_migration_on_complete(net_mesh_migration *m, net_mesh_migration_complete_fn callback,
+                                   void *user_data, net_mesh_finalize_fn finalize);
+
+/* Release the handle (the migration goes on). The callbacks' finalizers run
+ * (after any call in flight returns). NULL / freed: no-op. */
+void net_mesh_migration_free(net_mesh_migration *m);
+
+/*
+ * Output sink: outputs the runtime produced with no caller waiting — replay
+ * of the events queued on the source (on a migration target), and queued
+ * events processed on the source after a failed or cancelled migration.
+ * outputs (and its payloads) are borrowed for the call. It runs on the
+ * thread that processed the events: the executor's thread when one is set,
+ * else a worker pool thread; calls for one daemon come in order. Without a
+ * sink such outputs are dropped (they still count in the daemon's stats).
+ */
+typedef void (*net_mesh_output_sink_fn)(void *user_data, uint64_t origin,
+                                        const net_mesh_event_list *outputs);
+
+/*
+ * Install (callback NULL: remove) the runtime's output sink. The previous
+ * sink's finalizer runs once no call of it is in flight; finalize is
+ * consumed, also on error. Returns NET_MESH_OK, _BAD_HANDLE.
+ */
+int net_mesh_runtime_set_output_sink(net_mesh_runtime *rt, net_mesh_output_sink_fn callback,
+                                     void *user_data, net_mesh_finalize_fn finalize);
 
 #ifdef __cplusplus
 }
