@@ -582,7 +582,11 @@ typedef int (*net_mesh_restore_fn)(void *user_data, const uint8_t *state, size_t
  * empty state is accepted. finalize (may be NULL) runs exactly once with the
  * daemon's user_data when the library drops the daemon: after stop, shutdown,
  * runtime free, a failed spawn, or when it migrated away; never while another
- * callback of the same daemon is running.
+ * callback of the same daemon is running. It runs on the thread that dropped
+ * the daemon: the caller's for stop / shutdown / free, a library thread (or
+ * the executor's) for a migration target that rolled back, a library thread
+ * after a migration away that this runtime orchestrated (when another node
+ * orchestrated it, at stop / shutdown / free of this runtime).
  */
 typedef struct net_mesh_daemon_vtable {
     uint32_t size; /* sizeof(net_mesh_daemon_vtable) */
