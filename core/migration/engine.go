@@ -27,6 +27,18 @@
 // the caller still holds it and delivers it again after the migration (to
 // the target once the source answers daemon-moved). Smaller events are
 // never refused for their size, and no accepted event is ever dropped.
+//
+// Direct deliveries to the target. The restored daemon on the target
+// refuses deliveries (wrong-phase *compute.MigrationError) until the target
+// sends its first ReplayComplete, the earliest point at which the source
+// may cut over; from then on they are accepted and wait behind the replay,
+// so a caller bounced off the source with daemon-moved is served at once
+// (BEHAVIOUR §4). If the migration still rolls back after that, the events
+// the target accepted are handed back (BufferedEvents to the orchestrator,
+// passed on to the source) and processed there; they are never dropped.
+// Hand-back needs a live link to the orchestrator and is understood only by
+// this implementation: a 0.24 orchestrator ignores it.
+
 package migration
 
 import (
@@ -96,6 +108,7 @@ type Engine struct {
 	failures  map[uint64]msg.Reason
 	pinned    map[uint64]uint64     // origin → orchestrator pinned in advance
 	activated map[uint64]activation // last activation per origin (re-acks duplicates)
+	handback  map[uint64]*handback  // where events a rolled-back target hands back go
 	watching  bool                  // the peer watchdog goroutine runs
 }
 
@@ -120,6 +133,7 @@ func Attach(rt *compute.Runtime, node compute.Node, opts ...Option) *Engine {
 		failures:  make(map[uint64]msg.Reason),
 		pinned:    make(map[uint64]uint64),
 		activated: make(map[uint64]activation),
+		handback:  make(map[uint64]*handback),
 	}
 	for i := range e.lanes {
 		e.lanes[i].e = e
@@ -266,6 +280,7 @@ func (e *Engine) RuntimeShutdown() {
 	clear(e.tgt)
 	clear(e.failures)
 	clear(e.activated)
+	clear(e.handback)
 	e.mu.Unlock()
 	reason := stateFailed("runtime shut down")
 	for _, r := range orchs {

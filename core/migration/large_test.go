@@ -3,6 +3,7 @@ package migration
 import (
 	"encoding/binary"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -37,20 +38,10 @@ func TestOversizedEventRefusedNotLost(t *testing.T) {
 	next.Store(4)
 	var refused atomic.Value
 	opts := DefaultOpts()
+	var once sync.Once
 	opts.Progress = func(p Progress) {
-		if p.Phase != PhaseCutover {
-			return
-		}
-		// Queued after the last pre-cutover batch: rides the cutover tail.
-		_, err := a.rt.Deliver(o, bigEv(next.Load(), msg.MaxEventPayload+1))
-		if err != nil {
-			refused.Store(err)
-		} else {
-			next.Add(1)
-		}
-		_, err = a.rt.Deliver(o, bigEv(next.Load(), msg.MaxEventPayload))
-		if assert.NoError(t, err) {
-			next.Add(1)
+		if p.Phase == PhaseCutover {
+			once.Do(func() { cutoverWindow(t, a, o, &next, &refused) })
 		}
 	}
 	migrate(t, a, b, o, opts)
@@ -68,4 +59,21 @@ func TestOversizedEventRefusedNotLost(t *testing.T) {
 	assert.Equal(t, next.Load(), n, "every accepted event arrived")
 	assert.Zero(t, bad, "in order, none twice")
 	noRecords(t, a, b)
+}
+
+// cutoverWindow delivers, in the window just before the source's cutover,
+// an oversized event (refused: stored in refused) and one of exactly 7000
+// bytes (accepted).
+func cutoverWindow(t *testing.T, a *tnode, o uint64, next *atomic.Uint64, refused *atomic.Value) {
+	// Queued after the last pre-cutover batch: rides the cutover tail.
+	_, err := a.rt.Deliver(o, bigEv(next.Load(), msg.MaxEventPayload+1))
+	if err != nil {
+		refused.Store(err)
+	} else {
+		next.Add(1)
+	}
+	_, err = a.rt.Deliver(o, bigEv(next.Load(), msg.MaxEventPayload))
+	if assert.NoError(t, err) {
+		next.Add(1)
+	}
 }

@@ -108,7 +108,7 @@ func (e *Engine) attempt(ctx context.Context, r *orchRec, viaExec bool) error {
 			e.srcAbort(s)
 			return sendErr(r.target, err)
 		}
-		e.progress(r, func() { r.chunksMoved++; r.bytesMoved += int64(len(c.Chunk)) })
+		e.progressUpTo(r, PhaseRestore, func() { r.chunksMoved++; r.bytesMoved += int64(len(c.Chunk)) })
 	}
 	e.mu.Lock()
 	advance := !r.finished && r.phase == PhaseTransfer
@@ -144,13 +144,24 @@ func (e *Engine) setPhase(r *orchRec, p Phase, edit func()) {
 
 // progress applies edit under the lock and pushes the new Progress to the
 // subscribers, outside the lock, on the calling goroutine.
-func (e *Engine) progress(r *orchRec, edit func()) {
+func (e *Engine) progress(r *orchRec, edit func()) { e.progressUpTo(r, PhaseComplete, edit) }
+
+// progressUpTo is progress that applies edit but pushes nothing once the
+// phase is past upTo. The chunk loop of a local source runs on the
+// caller's goroutine: a chunk counted after the target already restored
+// must not show subscribers a later phase a second time, from another
+// goroutine, concurrently with the lane's own report of it.
+func (e *Engine) progressUpTo(r *orchRec, upTo Phase, edit func()) {
 	e.mu.Lock()
 	if r.finished && r.phase != PhaseComplete {
 		e.mu.Unlock()
 		return
 	}
 	edit()
+	if r.phase > upTo {
+		e.mu.Unlock()
+		return
+	}
 	p := Progress{Phase: r.phase, BytesMoved: r.bytesMoved, TotalBytes: r.totalBytes, ChunksMoved: r.chunksMoved, TotalChunks: r.totalChunks, Attempt: r.attempts}
 	e.mu.Unlock()
 	r.subs.Lock()
@@ -215,6 +226,9 @@ func (e *Engine) abort(r *orchRec, err error, why msg.Reason, skip uint64) bool 
 }
 
 func (e *Engine) rollbackParties(r *orchRec, why msg.Reason, skip uint64) {
+	// Set up first: the target hands back what was delivered to it directly
+	// as soon as it learns of the failure.
+	e.expectHandBack(r.origin, r.target, r.source)
 	if s := e.localSrc(r); s != nil {
 		e.srcAbort(s)
 	} else if r.source != skip && r.source != e.self {
@@ -290,15 +304,20 @@ func (e *Engine) onReplayComplete(from uint64, m *msg.Message) {
 }
 
 // onBufferedEvents: from the source (its post-cutover queue) it is
-// forwarded to the target; otherwise it is for the target role.
+// forwarded to the target; from this node's orchestrator to its target role it is replayed; from a
+// target that rolled back it is handed back towards the source.
 func (e *Engine) onBufferedEvents(from uint64, m *msg.Message) {
 	e.mu.Lock()
 	r := e.orch[m.Origin]
+	t := e.tgt[m.Origin]
 	e.mu.Unlock()
 	if r != nil && from == r.source {
 		if err := e.route(context.Background(), r.target, m); err != nil {
 			e.log(compute.LogWarn, "migration: forwarding buffered events failed", map[string]any{"origin": m.Origin, "error": err.Error()})
 		}
+		return
+	}
+	if (t == nil || from != t.orch) && e.takeHandBack(from, m) {
 		return
 	}
 	e.targetBuffered(from, m)

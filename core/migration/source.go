@@ -114,6 +114,10 @@ func (e *Engine) srcAbort(s *srcRec) {
 	if !e.dropSrc(s) {
 		return
 	}
+	if s.orch != e.self {
+		// A remote orchestrator passes on what the target hands back.
+		e.expectHandBack(s.origin, s.orch, e.self)
+	}
 	e.mu.Lock()
 	shipped, cut := s.shipped, s.cutover
 	s.shipped = nil

@@ -32,6 +32,11 @@ type tgtRec struct {
 	entry     *compute.FactoryEntry
 	replayed  uint64
 	applied   map[uint64]struct{} // hashes of applied BufferedEvents (duplicates are dropped)
+	// gateOpen: direct deliveries are accepted (queued behind the replay).
+	// It opens just before the first ReplayComplete goes out, the earliest
+	// moment the source can cut over; before it they are refused, so a
+	// rollback then has nothing to give back.
+	gateOpen bool
 }
 
 // onSnapshotReady: a chunk arrives — forwarded when this node orchestrates
@@ -157,7 +162,8 @@ func (e *Engine) restore(t *tgtRec, data []byte) {
 		e.tgtFail(t, stateFailed("restore: "+rerr.Error()), true)
 		return
 	}
-	if err := h.BeginBuffering(); err != nil {
+	// Direct deliveries are refused until the gate opens (see tgtRec).
+	if err := h.BeginMigrationBuffering(compute.BufferRules{Refuse: true}); err != nil {
 		e.tgtFail(t, stateFailed(err.Error()), true)
 		return
 	}
@@ -188,7 +194,9 @@ func (e *Engine) reply(t *tgtRec, m *msg.Message) {
 
 // tgtFail rolls the target back (the restored daemon, if any, is removed;
 // the factory entry stays so a retry works) and, with notify, tells the
-// orchestrator why.
+// orchestrator why. Events delivered here directly since the gate opened
+// are handed back to the orchestrator, which passes them to the source
+// (where the daemon lives on).
 func (e *Engine) tgtFail(t *tgtRec, r msg.Reason, notify bool) {
 	e.mu.Lock()
 	if e.tgt[t.origin] != t {
@@ -201,11 +209,10 @@ func (e *Engine) tgtFail(t *tgtRec, r msg.Reason, notify bool) {
 	e.mu.Unlock()
 	e.reasm.Forget(t.origin)
 	if h != nil {
-		if n := h.Buffered(); n > 0 {
-			e.log(compute.LogWarn, "migration: target rolled back with events delivered to it directly", map[string]any{"origin": t.origin, "dropped": n})
-		}
+		h.Close() // later deliveries: daemon-not-found; none slips in after the take
+		back := h.TakeQueued()
 		e.rt.RemoveHost(h)
-		h.Close()
+		e.handBackTo(t.orch, t.origin, back)
 	}
 	if notify {
 		e.cacheFailure(t.origin, r)
@@ -242,7 +249,22 @@ func (e *Engine) targetBuffered(from uint64, m *msg.Message) {
 	t.replayed += uint64(len(m.Events))
 	n := t.replayed
 	e.mu.Unlock()
+	// This ReplayComplete may let the source cut over, and from then on
+	// callers bounced off the source deliver here at once.
+	e.openGate(t)
 	e.reply(t, &msg.Message{Type: msg.ReplayComplete, Origin: m.Origin, Seq: n, TargetHead: h.ChainHead()})
+}
+
+// openGate lets direct deliveries queue behind the replay (payloads up to
+// what a hand-back can carry, see the package doc).
+func (e *Engine) openGate(t *tgtRec) {
+	e.mu.Lock()
+	h, open := t.host, t.gateOpen
+	t.gateOpen = true
+	e.mu.Unlock()
+	if !open && h != nil {
+		h.SetBufferRules(compute.BufferRules{MaxPayload: msg.MaxEventPayload})
+	}
 }
 
 // batchHash identifies a BufferedEvents message by content.
