@@ -131,9 +131,11 @@ static pthread_once_t nm_out_once = PTHREAD_ONCE_INIT;
 static void nm_out_free(void *p) { free(p); }
 static void nm_out_key_init(void) { (void)pthread_key_create(&nm_out_key, nm_out_free); }
 
-void nm_call_process(net_mesh_process_fn fn, uintptr_t ud, uint64_t origin, uint64_t horizon,
-                     uint64_t seq, uint64_t parent, const uint8_t *payload, size_t payload_len,
-                     uint64_t received_at, nm_proc_result *r) {
+nm_proc_result nm_call_process(net_mesh_process_fn fn, uintptr_t ud, uint64_t origin,
+                               uint64_t horizon, uint64_t seq, uint64_t parent,
+                               const uint8_t *payload, size_t payload_len, uint64_t received_at) {
+    nm_proc_result res;
+    nm_proc_result *r = &res;
     nm_tls_out *t = &nm_out_tls;
     int shared = !t->busy;
     struct net_mesh_outputs out;
@@ -160,28 +162,29 @@ void nm_call_process(net_mesh_process_fn fn, uintptr_t ud, uint64_t origin, uint
     ev.received_at = received_at;
     nm_cb_frame f = nm_cb_enter();
     r->rc = fn((void *)ud, &ev, &out);
-    r->err = nm_cb_leave(f, r->rc);
+    r->err = (uintptr_t)nm_cb_leave(f, r->rc);
     r->count = out.w.count;
     r->len = out.w.len;
-    r->data = out.w.buf;
-    r->heap = NULL;
+    r->data = (uintptr_t)out.w.buf;
+    r->heap = 0;
     out.w.magic = 0; /* a stale writer pointer is refused from now on */
     if (!shared) {
-        r->heap = out.w.heap;
-        return;
+        r->heap = (uintptr_t)out.w.heap;
+        return res;
     }
     t->busy = 0;
     if (out.w.cap > NM_TLS_KEEP) {
         /* Too big to keep: hand this one to the caller, start small again. */
-        r->heap = out.w.heap;
+        r->heap = (uintptr_t)out.w.heap;
         t->buf = NULL;
         t->cap = 0;
         (void)pthread_setspecific(nm_out_key, NULL);
-        return;
+        return res;
     }
+    if (t->buf != out.w.heap) (void)pthread_setspecific(nm_out_key, out.w.heap);
     t->buf = out.w.heap;
     t->cap = out.w.cap;
-    (void)pthread_setspecific(nm_out_key, t->buf);
+    return res;
 }
 
 nm_buf_result nm_call_snapshot(net_mesh_snapshot_fn fn, uintptr_t ud) {

@@ -2,7 +2,6 @@ package main
 
 /*
 #include "capi.h"
-#cgo noescape nm_call_process
 */
 import "C"
 
@@ -146,24 +145,23 @@ func (d *cDaemon) Process(ev causal.Event) ([][]byte, error) {
 	if len(ev.Payload) > 0 {
 		p = (*C.uint8_t)(unsafe.Pointer(&ev.Payload[0]))
 	}
-	var r C.nm_proc_result
 	// The thread buffer is valid until the next process call on this thread:
 	// stay on it until the outputs are copied.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	C.nm_call_process(d.process, d.life.ud, C.uint64_t(ev.Link.Origin), C.uint64_t(ev.Link.Horizon),
-		C.uint64_t(ev.Link.Sequence), C.uint64_t(ev.Link.Parent), p, C.size_t(len(ev.Payload)), C.uint64_t(ev.ReceivedAt), &r)
-	if r.heap != nil {
-		defer C.free(unsafe.Pointer(r.heap))
+	r := C.nm_call_process(d.process, d.life.ud, C.uint64_t(ev.Link.Origin), C.uint64_t(ev.Link.Horizon),
+		C.uint64_t(ev.Link.Sequence), C.uint64_t(ev.Link.Parent), p, C.size_t(len(ev.Payload)), C.uint64_t(ev.ReceivedAt))
+	if r.heap != 0 {
+		defer C.free(cptr(r.heap))
 	}
 	if r.rc != 0 {
-		return nil, cbError(statusProcessFailed, "process", r.rc, r.err)
+		return nil, cbError(statusProcessFailed, "process", r.rc, (*C.char)(cptr(r.err)))
 	}
 	if r.count == 0 {
 		return nil, nil
 	}
 	// Records are [u64 len][bytes]; copy them all into one Go allocation.
-	raw := unsafe.Slice((*byte)(unsafe.Pointer(r.data)), int(r.len))
+	raw := unsafe.Slice((*byte)(cptr(r.data)), int(r.len))
 	n := int(r.count)
 	data := make([]byte, len(raw)-8*n)
 	outs := d.outs[:0]
@@ -180,6 +178,12 @@ func (d *cDaemon) Process(ev causal.Event) ([][]byte, error) {
 		d.outs = outs
 	}
 	return outs, nil
+}
+
+// cptr turns an address C handed over as uintptr_t back into a pointer (C
+// memory, never Go's).
+func cptr(a C.uintptr_t) unsafe.Pointer {
+	return *(*unsafe.Pointer)(unsafe.Pointer(&a))
 }
 
 func (d *cDaemon) Snapshot() ([]byte, error) {
