@@ -38,7 +38,23 @@
 // passed on to the source) and processed there; they are never dropped.
 // Hand-back needs a live link to the orchestrator and is understood only by
 // this implementation: a 0.24 orchestrator ignores it.
-
+//
+// Losing a party after cutover. Once the source has cut over, the
+// orchestrator tells the target so (a CutoverNotify naming the target, sent
+// before the source's last queued events and ActivateTarget; a 0.24 node
+// ignores it). A target holding that evidence never rolls back: if its
+// orchestrator vanishes, or a failure report still arrives, it activates
+// the daemon. Symmetrically, an orchestrating source undoes its cutover only
+// when the target's session fails before ActivateAck arrives. The rules
+// agree whenever one side has really crashed. The remaining window is a
+// partition (both alive, link lost) after the target got the evidence and
+// before the source got ActivateAck: the source undoes its cutover while
+// the target activates, and the daemon runs on both until an operator or a
+// later migration resolves it; events still in flight to the target at that
+// moment are processed only by the source. Closing it would take a third
+// party or consensus, which this protocol does not have. Likewise, when a
+// remote orchestrator dies while relaying the source's last queued events,
+// the events it had not forwarded are lost with it.
 package migration
 
 import (
@@ -284,9 +300,13 @@ func (e *Engine) RuntimeShutdown() {
 	e.mu.Unlock()
 	reason := stateFailed("runtime shut down")
 	for _, r := range orchs {
+		e.mu.Lock()
+		cut := r.phase >= PhaseCutover
+		e.mu.Unlock()
 		if e.finish(r, compute.ErrShuttingDown) {
 			for _, p := range [2]uint64{r.source, r.target} {
-				if p != e.self {
+				// Past cutover the target keeps the daemon: not told to fail.
+				if p != e.self && !(cut && p == r.target) {
 					notes = append(notes, note{p, r.origin})
 				}
 			}

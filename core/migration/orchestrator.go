@@ -26,6 +26,7 @@ type orchRec struct {
 	chunksMoved int
 	totalChunks int
 	retry       *time.Timer
+	toldCutover bool // the target was told the source cut over
 
 	finished bool
 	err      error
@@ -304,7 +305,8 @@ func (e *Engine) onReplayComplete(from uint64, m *msg.Message) {
 }
 
 // onBufferedEvents: from the source (its post-cutover queue) it is
-// forwarded to the target; from this node's orchestrator to its target role it is replayed; from a
+// forwarded to the target, after telling the target the source cut over;
+// from this node's orchestrator to its target role it is replayed; from a
 // target that rolled back it is handed back towards the source.
 func (e *Engine) onBufferedEvents(from uint64, m *msg.Message) {
 	e.mu.Lock()
@@ -312,6 +314,7 @@ func (e *Engine) onBufferedEvents(from uint64, m *msg.Message) {
 	t := e.tgt[m.Origin]
 	e.mu.Unlock()
 	if r != nil && from == r.source {
+		e.tellCutover(r)
 		if err := e.route(context.Background(), r.target, m); err != nil {
 			e.log(compute.LogWarn, "migration: forwarding buffered events failed", map[string]any{"origin": m.Origin, "error": err.Error()})
 		}
@@ -321,6 +324,24 @@ func (e *Engine) onBufferedEvents(from uint64, m *msg.Message) {
 		return
 	}
 	e.targetBuffered(from, m)
+}
+
+// tellCutover sends the target, once, a CutoverNotify naming it: the
+// source has given the daemon up. It goes before the source's last queued
+// events and ActivateTarget, so a target that then loses the orchestrator
+// knows to keep the daemon (see tgtRec.cutSeen). A 0.24 node, which has no
+// source record for it, ignores it.
+func (e *Engine) tellCutover(r *orchRec) {
+	e.mu.Lock()
+	told := r.toldCutover || r.finished || r.phase != PhaseCutover
+	r.toldCutover = true
+	e.mu.Unlock()
+	if told {
+		return
+	}
+	if err := e.route(context.Background(), r.target, &msg.Message{Type: msg.CutoverNotify, Origin: r.origin, TargetNode: r.target}); err != nil {
+		e.log(compute.LogWarn, "migration: telling the target about the cutover failed", map[string]any{"origin": r.origin, "error": err.Error()})
+	}
 }
 
 // orchForwardChunk passes a remote source's chunk on to the target,
@@ -356,6 +377,7 @@ func (e *Engine) onCleanupComplete(from uint64, m *msg.Message) {
 		return
 	}
 	e.mu.Unlock()
+	e.tellCutover(r)
 	if err := e.route(context.Background(), r.target, &msg.Message{Type: msg.ActivateTarget, Origin: r.origin}); err != nil {
 		e.log(compute.LogWarn, "migration: ActivateTarget not sent", map[string]any{"origin": m.Origin, "error": err.Error()})
 	}

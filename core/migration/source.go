@@ -187,7 +187,11 @@ func (e *Engine) onCutoverNotify(from uint64, m *msg.Message) {
 	e.mu.Lock()
 	s := e.src[m.Origin]
 	e.mu.Unlock()
-	if s == nil || s.orch != from || s.cutover || m.TargetNode != s.target {
+	if s == nil {
+		e.targetCutover(from, m) // the orchestrator tells the target
+		return
+	}
+	if s.orch != from || s.cutover || m.TargetNode != s.target {
 		return
 	}
 	rest := e.srcCutover(s)

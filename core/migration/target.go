@@ -37,6 +37,10 @@ type tgtRec struct {
 	// moment the source can cut over; before it they are refused, so a
 	// rollback then has nothing to give back.
 	gateOpen bool
+	// cutSeen: the orchestrator said the source has cut over (CutoverNotify
+	// naming this node). From then on this node never rolls back: losing
+	// the orchestrator or a late failure report activates the daemon here.
+	cutSeen bool
 }
 
 // onSnapshotReady: a chunk arrives — forwarded when this node orchestrates
@@ -196,11 +200,18 @@ func (e *Engine) reply(t *tgtRec, m *msg.Message) {
 // the factory entry stays so a retry works) and, with notify, tells the
 // orchestrator why. Events delivered here directly since the gate opened
 // are handed back to the orchestrator, which passes them to the source
-// (where the daemon lives on).
+// (where the daemon lives on). Past the source's cutover (cutSeen) it
+// activates instead: the daemon has nowhere else to go.
 func (e *Engine) tgtFail(t *tgtRec, r msg.Reason, notify bool) {
 	e.mu.Lock()
 	if e.tgt[t.origin] != t {
 		e.mu.Unlock()
+		return
+	}
+	if t.cutSeen {
+		e.mu.Unlock()
+		e.log(compute.LogWarn, "migration: target activates instead of rolling back: the source already cut over", map[string]any{"origin": t.origin, "reason": r.String()})
+		e.tgtActivate(t, false)
 		return
 	}
 	delete(e.tgt, t.origin)
@@ -267,6 +278,21 @@ func (e *Engine) openGate(t *tgtRec) {
 	}
 }
 
+// targetCutover: the orchestrator says the source has cut over to this
+// node (CutoverNotify naming it; sent before the source's last queued
+// events). Recorded as the evidence that makes this node keep the daemon.
+func (e *Engine) targetCutover(from uint64, m *msg.Message) {
+	e.mu.Lock()
+	t := e.tgt[m.Origin]
+	if t == nil || from != t.orch || m.TargetNode != e.self || t.state != tgtRestored {
+		e.mu.Unlock()
+		return
+	}
+	t.cutSeen = true
+	e.mu.Unlock()
+	e.openGate(t)
+}
+
 // batchHash identifies a BufferedEvents message by content.
 func batchHash(m *msg.Message) uint64 {
 	return xxh3.Hash(m.Encode())
@@ -285,7 +311,19 @@ func (e *Engine) onActivateTarget(from uint64, m *msg.Message) {
 		}
 		return
 	}
-	if from != t.orch || t.state != tgtRestored {
+	ok := from == t.orch && t.state == tgtRestored
+	e.mu.Unlock()
+	if ok {
+		e.tgtActivate(t, true)
+	}
+}
+
+// tgtActivate makes the daemon live here: drain what was delivered
+// directly, drop this node's own factory entry and, with ack, acknowledge.
+func (e *Engine) tgtActivate(t *tgtRec, ack bool) {
+	m := &msg.Message{Origin: t.origin}
+	e.mu.Lock()
+	if e.tgt[t.origin] != t {
 		e.mu.Unlock()
 		return
 	}
@@ -301,5 +339,7 @@ func (e *Engine) onActivateTarget(from uint64, m *msg.Message) {
 		e.rt.RemoveFactoryEntry(entry)
 	}
 	e.reasm.Forget(m.Origin)
-	e.reply(t, &msg.Message{Type: msg.ActivateAck, Origin: m.Origin, Seq: n})
+	if ack {
+		e.reply(t, &msg.Message{Type: msg.ActivateAck, Origin: m.Origin, Seq: n})
+	}
 }

@@ -99,3 +99,52 @@ func TestTargetHandsBackOnRollback(t *testing.T) {
 	deliverRange(t, a, o, 8, 8)
 	noRecords(t, a, b)
 }
+
+// The source (= orchestrator) vanishes after it cut over and after the
+// target heard so, before ActivateTarget arrives: the target activates the
+// daemon (with every event, in order) instead of rolling it back.
+func TestTargetActivatesWhenOrchestratorLostAfterCutover(t *testing.T) {
+	a, b := pair(t)
+	fa := &filterNode{Node: a.node, drop: func(_ uint64, m *msg.Message) bool { return m.Type == msg.ActivateTarget }}
+	a.eng.node = fa
+	kp := spawn(t, a, "counter")
+	o := kp.OriginHash()
+	deliverRange(t, a, o, 1, 3)
+	require.NoError(t, b.rt.ExpectMigration("counter", o, compute.DaemonConfig{}))
+	var next atomic.Uint64
+	next.Store(4)
+	opts := DefaultOpts()
+	opts.Progress = func(p Progress) {
+		if p.Phase == PhaseReplay || p.Phase == PhaseCutover {
+			for range 2 {
+				_, err := a.rt.Deliver(o, ev(next.Load()))
+				if assert.NoError(t, err) {
+					next.Add(1)
+				}
+			}
+		}
+	}
+	h, err := a.eng.StartMigrationWith(ctx10(t), o, a.id, b.id, opts)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return fa.dropped.Load() > 0 }, 5*time.Second, time.Millisecond)
+	// Every event queued on A (pre-cutover batch and cutover tail) was replayed on B.
+	require.Eventually(t, func() bool {
+		hh, ok := b.rt.LookupHost(o)
+		return ok && hh.Stats().EventsProcessed == next.Load()-4
+	}, 5*time.Second, time.Millisecond)
+	ph, _ := h.Phase()
+	require.Equal(t, PhaseCutover, ph)
+
+	// A crashes.
+	require.NoError(t, a.rt.Shutdown(ctx10(t)))
+	require.NoError(t, a.node.Close())
+
+	require.Eventually(t, func() bool {
+		hh, ok := b.rt.LookupHost(o)
+		return ok && hh.Phase() == compute.PhaseNormal && b.eng.Records() == 0
+	}, 10*time.Second, 10*time.Millisecond, "the target keeps the daemon")
+	deliverRange(t, b, o, next.Load(), next.Load())
+	n, bad := count(t, b, o)
+	assert.Equal(t, next.Load(), n)
+	assert.Zero(t, bad)
+}
