@@ -68,7 +68,23 @@ static void ex_post(void *ud, net_mesh_task *t) {
 }
 static void ex_fin(void *ud) {
     (void)ud;
+    pthread_mutex_lock(&ex.mu);
     ex.finalized++;
+    pthread_cond_broadcast(&ex.cv);
+    pthread_mutex_unlock(&ex.mu);
+}
+/* The executor's finalizer runs once no pool thread is still inside it, which
+ * may be a moment after set_executor returns (on that pool thread). */
+static int ex_wait_finalized(int want) {
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += 10;
+    pthread_mutex_lock(&ex.mu);
+    while (ex.finalized < want && pthread_cond_timedwait(&ex.cv, &ex.mu, &dl) == 0) {
+    }
+    int ok = ex.finalized == want;
+    pthread_mutex_unlock(&ex.mu);
+    return ok;
 }
 static int ex_run_one(void) {
     struct timespec dl;
@@ -154,7 +170,7 @@ int main(void) {
     CHECK(probe_wait(&q, 1, 1));
     CHECK(pthread_equal(q.ran_on, pthread_self()));
     OK(net_mesh_runtime_set_executor(rt, NULL, NULL, NULL)); /* removes; old finalizer runs */
-    CHECK(ex.finalized == 1);
+    CHECK(ex_wait_finalized(1));
 
     /* 3. host-initiated callbacks run on the calling thread */
     net_mesh_identity *id = NULL;
