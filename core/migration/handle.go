@@ -46,7 +46,9 @@ func (h *Handle) Progress() Progress {
 // Subscribe registers fn for every phase change and chunk. fn runs on the
 // goroutine making the change (the caller of StartMigration or a worker of
 // the runtime's pool), synchronously, so it must not block for long; a
-// panic in fn is logged. The returned function unsubscribes (idempotent).
+// panic in fn is logged. Calls for one migration never overlap and report
+// phases in the order they were reached; fn must not wait for this
+// migration's own protocol work (Cancel, WaitWithTimeout) without a bound. The returned function unsubscribes (idempotent).
 // A migration can finish before StartMigration's caller gets to subscribe:
 // use Opts.Progress to see every phase from the first.
 func (h *Handle) Subscribe(fn func(Progress)) (unsubscribe func()) {

@@ -32,7 +32,9 @@ type orchRec struct {
 	err      error
 	done     chan struct{}
 
-	subs struct {
+	// pushMu serializes progress updates with their pushes (see progressIf).
+	pushMu sync.Mutex
+	subs   struct {
 		sync.Mutex
 		next int
 		m    map[int]func(Progress)
@@ -109,15 +111,21 @@ func (e *Engine) attempt(ctx context.Context, r *orchRec, viaExec bool) error {
 			e.srcAbort(s)
 			return sendErr(r.target, err)
 		}
-		e.progressUpTo(r, PhaseRestore, func() { r.chunksMoved++; r.bytesMoved += int64(len(c.Chunk)) })
+		// Counted always; shown only while the phase has not moved on.
+		e.progressIf(r, func() bool { r.chunksMoved++; r.bytesMoved += int64(len(c.Chunk)); return r.phase <= PhaseRestore })
 	}
-	e.mu.Lock()
-	advance := !r.finished && r.phase == PhaseTransfer
-	e.mu.Unlock()
-	if advance {
-		e.setPhase(r, PhaseRestore, nil)
-	}
+	e.progressIf(r, r.advanceToRestore)
 	return nil
+}
+
+// advanceToRestore (a progressIf edit): Transfer → Restore, only from
+// Transfer, so a late caller never moves the phase back.
+func (r *orchRec) advanceToRestore() bool {
+	if r.phase != PhaseTransfer {
+		return false
+	}
+	r.phase = PhaseRestore
+	return true
 }
 
 func sendErr(peer uint64, err error) error {
@@ -145,21 +153,24 @@ func (e *Engine) setPhase(r *orchRec, p Phase, edit func()) {
 
 // progress applies edit under the lock and pushes the new Progress to the
 // subscribers, outside the lock, on the calling goroutine.
-func (e *Engine) progress(r *orchRec, edit func()) { e.progressUpTo(r, PhaseComplete, edit) }
+func (e *Engine) progress(r *orchRec, edit func()) {
+	e.progressIf(r, func() bool { edit(); return true })
+}
 
-// progressUpTo is progress that applies edit but pushes nothing once the
-// phase is past upTo. The chunk loop of a local source runs on the
-// caller's goroutine: a chunk counted after the target already restored
-// must not show subscribers a later phase a second time, from another
-// goroutine, concurrently with the lane's own report of it.
-func (e *Engine) progressUpTo(r *orchRec, upTo Phase, edit func()) {
+// progressIf applies edit under the lock and pushes the new Progress when
+// edit reports true. Updates come from the lane and, for a local source,
+// from StartMigration's caller (the chunk loop), so updates and pushes of
+// one migration are serialized by r.pushMu: subscribers are never called
+// concurrently and see phases in the order they were set.
+func (e *Engine) progressIf(r *orchRec, edit func() bool) {
+	r.pushMu.Lock()
+	defer r.pushMu.Unlock()
 	e.mu.Lock()
 	if r.finished && r.phase != PhaseComplete {
 		e.mu.Unlock()
 		return
 	}
-	edit()
-	if r.phase > upTo {
+	if !edit() {
 		e.mu.Unlock()
 		return
 	}
@@ -257,12 +268,9 @@ func (e *Engine) onRestoreComplete(from uint64, m *msg.Message) {
 		e.mu.Unlock()
 		return
 	}
-	transfer := r.phase == PhaseTransfer
 	e.mu.Unlock()
-	if transfer {
-		// The target restored before the last send returned: show Restore too.
-		e.setPhase(r, PhaseRestore, nil)
-	}
+	// The target may restore before the last send returned: show Restore too.
+	e.progressIf(r, r.advanceToRestore)
 	e.setPhase(r, PhaseReplay, nil)
 	var evs []causal.Event
 	if s := e.localSrc(r); s != nil {
