@@ -1,4 +1,5 @@
 /// <reference types="node" />
+import { EventEmitter } from 'node:events';
 // net-mesh: TypeScript declarations (hand-written beside index.js).
 
 /** u64 inputs accept a BigInt or a non-negative safe-integer number; u64 outputs are BigInt. */
@@ -10,7 +11,7 @@ export type ErrorCode =
   | 'SNAPSHOT_IDENTITY_MISMATCH' | 'DAEMON_NOT_FOUND' | 'DAEMON_MOVED' | 'ALREADY_REGISTERED'
   | 'PROCESS_FAILED' | 'RESTORE_FAILED' | 'INVALID_ARGUMENT' | 'TIMEOUT' | 'MIGRATION'
   | 'MIGRATION_FAILED' | 'BAD_HANDLE' | 'CALLBACK_FAILED' | 'INTERNAL_PANIC' | 'NO_MEMORY'
-  | 'IO' | 'INTERNAL';
+  | 'IO' | 'INTERNAL' | 'QUEUE_FULL';
 
 export class NetMeshError extends Error {
   constructor(message: string, options?: {
@@ -154,7 +155,12 @@ export class DaemonRuntime {
   daemonCount(): number;
   spawn(kind: string, identity: Identity, config?: DaemonConfig): DaemonHandle;
   spawnFromSnapshot(kind: string, identity: Identity, snapshot: Bytes, config?: DaemonConfig): DaemonHandle;
-  /** Synchronous: the daemon runs on this thread. Empty while the daemon is migrating (queued). */
+  /**
+   * Synchronous: the daemon runs on this thread and gets this event's own
+   * payload object (not a copy). Empty while the daemon is migrating (queued);
+   * DAEMON_MOVED (.movedTo = node id) once it has moved; on a target before
+   * cutover MIGRATION 'wrong-phase' (deliver to the source).
+   */
   deliver(origin: U64, event: InputEvent): OutputEvent[];
   snapshot(origin: U64): Buffer | null;
   stop(origin: U64): void;
@@ -162,4 +168,72 @@ export class DaemonRuntime {
   registerMigrationTargetIdentity(kind: string, identity: Identity, config?: DaemonConfig): void;
   /** Run fn on this JS thread by way of the runtime's worker pool. */
   submit(fn: () => void): void;
+  /**
+   * Migrate the daemon at origin from node `source` to node `target` (node
+   * ids). With a local source its snapshot() runs now, on this thread; until
+   * cutover deliver() queues its events (returns []), processed on the
+   * target in order. Rejects with MIGRATION and .reason ('daemon-not-found',
+   * 'already-migrating', 'target-unavailable', 'state-failed') if it cannot start.
+   */
+  startMigration(origin: U64, source: U64, target: U64, options?: MigrationOptions): Promise<MigrationHandle>;
+  /** The phase of the migration of origin this runtime orchestrates, or 'none'. */
+  migrationPhase(origin: U64): MigrationPhase;
+  /**
+   * The output sink: outputs nobody waits for — a target replaying the events
+   * queued on the source, a source processing its queue after a failed or
+   * cancelled migration. Runs on this JS thread, in order per daemon. Without
+   * a sink such outputs are dropped. null removes it. Returns this.
+   */
+  onOutput(fn: ((origin: bigint, events: OutputEvent[]) => void) | null): this;
+}
+
+export interface MigrationOptions {
+  /** Seal the daemon's identity for the target (default true); false: the target
+   * registered it with registerMigrationTargetIdentity. */
+  transportIdentity?: boolean;
+  /** Budget for retrying a target that answers not-ready: 0/undefined = 30 s,
+   * negative or false = no retry. */
+  retryNotReadyMs?: number | bigint | boolean;
+}
+
+export type MigrationPhase = 'none' | 'snapshot' | 'transfer' | 'restore' | 'replay' | 'cutover' | 'complete';
+
+export interface MigrationProgress {
+  phase: MigrationPhase;
+  /** Snapshot bytes / chunks handed to the mesh so far in this attempt, and their totals (0 until known). */
+  bytesMoved: bigint;
+  totalBytes: bigint;
+  chunksMoved: bigint;
+  totalChunks: bigint;
+}
+
+/**
+ * A live migration this runtime orchestrates. Events arrive on the JS thread;
+ * the handle (and its events) stay alive until the migration has ended.
+ */
+export class MigrationHandle extends EventEmitter {
+  private constructor();
+  /** The current phase; 'none' once ended. */
+  readonly phase: MigrationPhase;
+  /** The last phase reported by events ('complete' after a success). */
+  readonly lastPhase: MigrationPhase;
+  readonly ended: boolean;
+  /** The failure once ended; null after success or while running. */
+  readonly error: NetMeshError | null;
+  /**
+   * Resolves when the migration completes; rejects with its failure
+   * (MIGRATION_FAILED with .reason such as 'factory-not-found',
+   * 'not-ready-timeout', 'compute-not-supported'; MIGRATION 'state-failed' when
+   * cancelled) or TIMEOUT after timeoutMs — the migration then goes on.
+   * Uses the library's completion callback: no thread is blocked.
+   */
+  wait(timeoutMs?: number): Promise<void>;
+  /** Abort before cutover (the daemon resumes on the source); MIGRATION 'wrong-phase' after. */
+  cancel(): Promise<void>;
+  on(event: 'phase', listener: (phase: MigrationPhase) => void): this;
+  on(event: 'progress', listener: (progress: MigrationProgress) => void): this;
+  on(event: 'end', listener: (error: NetMeshError | null) => void): this;
+  once(event: 'phase', listener: (phase: MigrationPhase) => void): this;
+  once(event: 'progress', listener: (progress: MigrationProgress) => void): this;
+  once(event: 'end', listener: (error: NetMeshError | null) => void): this;
 }

@@ -4,13 +4,14 @@ const native = require('./lib/native');
 const { NetMeshError } = require('./lib/errors');
 const { Identity } = require('./lib/identity');
 const { Node } = require('./lib/node');
-const { DaemonRuntime, DaemonHandle } = require('./lib/runtime');
+const { DaemonRuntime, DaemonHandle, MigrationHandle } = require('./lib/runtime');
 
 module.exports = {
   Identity,
   Node,
   DaemonRuntime,
   DaemonHandle,
+  MigrationHandle,
   NetMeshError,
   /** The loaded library's version, "MAJOR.MINOR.PATCH". */
   libraryVersion: native.version(),

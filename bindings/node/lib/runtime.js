@@ -3,6 +3,7 @@ const native = require('./native');
 const { NetMeshError, invalid } = require('./errors');
 const { identityHandle } = require('./identity');
 const { nodeHandle } = require('./node');
+const { MigrationHandle, TOKEN: MIGRATION_TOKEN, phaseName } = require('./migration');
 
 const HANDLE = Symbol('net-mesh.daemon');
 
@@ -28,7 +29,7 @@ function adapt(daemon) {
     }
   }
   return {
-    process: (slab, off, len) => daemon.process({
+    process: (slab, off, len) => daemon.process(off === -2 ? direct() : {
       originHash: meta[0],
       sequence: meta[1],
       payload: off < 0 ? slab : Buffer.from(slab, off, len),
@@ -36,6 +37,25 @@ function adapt(daemon) {
     snapshot: typeof daemon.snapshot === 'function' ? () => daemon.snapshot() : undefined,
     restore: typeof daemon.restore === 'function' ? (state) => daemon.restore(state) : undefined,
   };
+}
+
+// The event of the innermost deliver() on the stack. The addon calls
+// process(_, -2, len) for exactly that event: the daemon gets the caller's
+// own payload Buffer (no copy) and ids without a trip through meta.
+let current = null;
+
+function direct() {
+  const { originHash, sequence, payload } = current;
+  return {
+    originHash: typeof originHash === 'bigint' ? originHash : BigInt(originHash),
+    sequence: typeof sequence === 'bigint' ? sequence : BigInt(sequence),
+    payload: payload instanceof Buffer ? payload : asBuffer(payload),
+  };
+}
+
+function asBuffer(p) {
+  if (ArrayBuffer.isView(p)) return Buffer.from(p.buffer, p.byteOffset, p.byteLength);
+  return Buffer.from(p);
 }
 
 // The re-entrancy guard compares origins as BigInt.
@@ -156,9 +176,12 @@ class DaemonRuntime {
     const busy = this.#busy;
     if (busy.length !== 0 && busy.includes(keyOf(origin))) throw invalid('a daemon cannot deliver to itself from its own callback');
     busy.push(keyOf(origin));
+    const outer = current;
+    current = event;
     try {
       return shape(native.deliver(this.#h, origin, event.originHash, event.sequence, event.payload));
     } finally {
+      current = outer;
       busy.pop();
     }
   }
@@ -188,6 +211,43 @@ class DaemonRuntime {
 
   /** Run fn on this JS thread by way of the runtime's worker pool (as network work runs). */
   submit(fn) { native.submit(this.#h, fn); }
+
+  /**
+   * Migrate the daemon at origin from node `source` to node `target` (node
+   * ids; usually source is this runtime's node). With a local source its
+   * snapshot() runs now, on this thread; from then until cutover deliver()
+   * queues its events (returns []) and they are processed on the target, in
+   * order. options: transportIdentity (default true: the identity travels
+   * sealed; false: the target registered it with
+   * registerMigrationTargetIdentity), retryNotReadyMs (budget for retrying a
+   * target that is not ready; 0/undefined = 30 s, negative or false = none).
+   * Resolves to a MigrationHandle once started; failures to start reject
+   * with MIGRATION and .reason ('daemon-not-found', 'already-migrating',
+   * 'target-unavailable', 'state-failed').
+   */
+  async startMigration(origin, source, target, options = {}) {
+    if (typeof options !== 'object' || options === null) throw invalid('startMigration options must be an object');
+    const { transportIdentity, retryNotReadyMs } = options;
+    return new MigrationHandle(MIGRATION_TOKEN, (notify) =>
+      native.startMigration(this.#h, origin, source, target, transportIdentity, retryNotReadyMs, notify));
+  }
+
+  /** The phase name of the migration of origin this runtime orchestrates, or 'none'. */
+  migrationPhase(origin) { return phaseName(native.runtimeMigrationPhase(this.#h, origin)); }
+
+  /**
+   * The output sink: fn(origin, events) receives the outputs nobody waits
+   * for — a migration target replaying the events queued on the source, and
+   * a source processing its queue after a failed or cancelled migration.
+   * Runs on this JS thread, in order per daemon. Without a sink those
+   * outputs are dropped (they still count in stats). null removes it.
+   * Returns this.
+   */
+  onOutput(fn) {
+    if (fn !== null && fn !== undefined && typeof fn !== 'function') throw invalid('onOutput needs a function (or null)');
+    native.setOutputSink(this.#h, fn ? (origin, events) => fn(origin, flat(events)) : null);
+    return this;
+  }
 }
 
-module.exports = { DaemonRuntime, DaemonHandle, NetMeshError };
+module.exports = { DaemonRuntime, DaemonHandle, MigrationHandle, NetMeshError };

@@ -89,6 +89,17 @@ typedef struct task_item {
     struct task_item *next;
 } task_item;
 
+struct mig_watch;
+
+/* A migration notification from a library thread, waiting for the JS thread. */
+typedef struct note_item {
+    struct mig_watch *w;
+    int kind; /* NOTE_PROGRESS, NOTE_COMPLETE */
+    int phase_or_status;
+    uint64_t v[4];
+    struct note_item *next;
+} note_item;
+
 struct box;
 
 typedef struct addon_state {
@@ -122,7 +133,19 @@ typedef struct addon_state {
     napi_threadsafe_function tsfn;
     int tsfn_open;
     task_item *tasks_head, *tasks_tail;
+    note_item *notes_head, *notes_tail;
     release_item *releases;
+
+    /* JS-thread only: deliver's reusable output list (net_mesh_runtime_deliver_into)
+     * and whether a deliver on the stack is filling it. */
+    net_mesh_event_list dl;
+    int dl_busy;
+    /* The input of the innermost deliver on the stack: process() of that very
+     * event gets the caller's own payload Buffer (see js_daemon_process). */
+    const uint8_t *in_ptr;
+    size_t in_len;
+    uint64_t in_origin, in_seq;
+    int in_set;
 } addon_state;
 
 static void state_unref(addon_state *s) {
@@ -500,6 +523,7 @@ static void box_free_handle(box *b) {
     case BOX_NODE: box_unlink(b); net_mesh_node_free(h); break;
     case BOX_RUNTIME: box_unlink(b); net_mesh_runtime_free(h); break;
     case BOX_DAEMON: net_mesh_daemon_free(h); break;
+    case BOX_MIGRATION: net_mesh_migration_free(h); break;
     default: break;
     }
 }
@@ -882,13 +906,23 @@ static int js_daemon_process(void *ud, const net_mesh_event *ev, net_mesh_output
     napi_value obj, fn, args[3], result;
     void *dst;
     size_t off = 0;
-    uint8_t *p = ev->payload_len <= SLAB_MAX_ITEM ? slab_reserve(env, s, ev->payload_len, &off) : NULL;
+    /* The very event the innermost deliver on this thread passed in: JS
+     * hands the daemon the caller's own payload Buffer (process(_, -2, len)),
+     * no copy. */
+    int direct = s->in_set && ev->payload == s->in_ptr && ev->payload_len == s->in_len &&
+                 ev->link.origin_hash == s->in_origin && ev->link.sequence == s->in_seq;
+    uint8_t *p = !direct && ev->payload_len <= SLAB_MAX_ITEM ? slab_reserve(env, s, ev->payload_len, &off) : NULL;
     if (napi_get_reference_value(env, d->obj, &obj) != napi_ok ||
         napi_get_reference_value(env, d->process, &fn) != napi_ok) {
         rc = callback_fail_pending(env, s);
         goto done;
     }
-    if (p != NULL) {
+    if (direct) {
+        if (napi_get_undefined(env, &args[0]) != napi_ok || napi_create_int32(env, -2, &args[1]) != napi_ok) {
+            rc = callback_fail_pending(env, s);
+            goto done;
+        }
+    } else if (p != NULL) {
         if (ev->payload_len)
             memcpy(p, ev->payload, ev->payload_len);
         if (napi_get_reference_value(env, s->slab_ref, &args[0]) != napi_ok ||
@@ -1169,10 +1203,193 @@ static void run_tasks(addon_state *s) {
 }
 
 /* ------------------------------------------------------------------ */
+/* Migration notifications: library threads → the JS thread            */
+/* ------------------------------------------------------------------ */
+
+/*
+ * One per migration handle: the JS notify(kind, ...) function of its
+ * MigrationHandle. Reference-counted: one per installed library callback
+ * (progress, complete; dropped by their finalizers, which may run on any
+ * thread) plus one per queued note. The napi_ref keeps the MigrationHandle
+ * alive until the migration has ended, so its events arrive even if the
+ * program dropped it.
+ */
+typedef struct mig_watch {
+    addon_state *s;
+    napi_ref fn;
+    atomic_int refs;
+} mig_watch;
+
+enum { NOTE_PROGRESS = 1, NOTE_COMPLETE = 2 };
+
+static void watch_unref(mig_watch *w) {
+    if (atomic_fetch_sub(&w->refs, 1) == 1) {
+        addon_state *s = w->s;
+        release_ref(s, w->fn);
+        free(w);
+        state_unref(s);
+    }
+}
+
+static void watch_finalize(void *ud) { watch_unref(ud); }
+
+/* Queue a note and wake the JS thread; dropped once the environment is gone. */
+static void note_post(mig_watch *w, int kind, int a, uint64_t v0, uint64_t v1, uint64_t v2, uint64_t v3) {
+    addon_state *s = w->s;
+    note_item *it = malloc(sizeof *it);
+    if (it == NULL)
+        return;
+    it->w = w;
+    it->kind = kind;
+    it->phase_or_status = a;
+    it->v[0] = v0;
+    it->v[1] = v1;
+    it->v[2] = v2;
+    it->v[3] = v3;
+    it->next = NULL;
+    pthread_mutex_lock(&s->mu);
+    if (!s->tsfn_open) {
+        pthread_mutex_unlock(&s->mu);
+        free(it);
+        return;
+    }
+    atomic_fetch_add(&w->refs, 1);
+    if (s->notes_tail)
+        s->notes_tail->next = it;
+    else
+        s->notes_head = it;
+    s->notes_tail = it;
+    wake_locked(s);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void on_mig_progress(void *ud, int phase, uint64_t bytes, uint64_t total, uint64_t chunks,
+                            uint64_t total_chunks) {
+    note_post(ud, NOTE_PROGRESS, phase, bytes, total, chunks, total_chunks);
+}
+
+static void on_mig_complete(void *ud, int status) { note_post(ud, NOTE_COMPLETE, status, 0, 0, 0, 0); }
+
+static void loop_ref(addon_state *s, int delta);
+
+/* On the JS thread: notify('progress', phase, bytes, total, chunks, totalChunks)
+ * or notify('complete', status). A listener that throws is an uncaught
+ * exception, as from any EventEmitter. */
+static void run_notes(addon_state *s) {
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        note_item *it = s->notes_head;
+        if (it) {
+            s->notes_head = it->next;
+            if (s->notes_head == NULL)
+                s->notes_tail = NULL;
+        }
+        pthread_mutex_unlock(&s->mu);
+        if (it == NULL)
+            return;
+        mig_watch *w = it->w;
+        if (atomic_load(&s->alive)) {
+            napi_env env = s->env;
+            napi_handle_scope scope;
+            napi_open_handle_scope(env, &scope);
+            napi_value fn, undef, argv[6], r;
+            size_t argc = 0;
+            napi_get_undefined(env, &undef);
+            if (it->kind == NOTE_COMPLETE) {
+                loop_ref(s, -1);
+                napi_create_string_utf8(env, "complete", NAPI_AUTO_LENGTH, &argv[0]);
+                napi_create_int32(env, it->phase_or_status, &argv[1]);
+                argc = 2;
+            } else {
+                napi_create_string_utf8(env, "progress", NAPI_AUTO_LENGTH, &argv[0]);
+                napi_create_int32(env, it->phase_or_status, &argv[1]);
+                for (int i = 0; i < 4; i++)
+                    napi_create_bigint_uint64(env, it->v[i], &argv[2 + i]);
+                argc = 6;
+            }
+            if (napi_get_reference_value(env, w->fn, &fn) == napi_ok && fn != NULL &&
+                napi_call_function(env, undef, fn, argc, argv, &r) != napi_ok) {
+                napi_value err;
+                if (napi_get_and_clear_last_exception(env, &err) == napi_ok)
+                    napi_fatal_exception(env, err);
+            }
+            napi_close_handle_scope(env, scope);
+        }
+        free(it);
+        watch_unref(w);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Output sink: outputs nobody waits for (replay, a resumed source)     */
+/* ------------------------------------------------------------------ */
+
+typedef struct sink_ctx {
+    addon_state *s;
+    napi_ref fn;
+} sink_ctx;
+
+static void sink_finalize(void *ud) {
+    sink_ctx *c = ud;
+    addon_state *s = c->s;
+    release_ref(s, c->fn);
+    free(c);
+    state_unref(s);
+}
+
+/* Output events as a flat array: originHash, sequence, parentHash, horizon,
+ * payload per event (lib/runtime.js shapes it). */
+static napi_status events_flat(napi_env env, const net_mesh_event_list *out, napi_value *arr) {
+    napi_status st = napi_create_array_with_length(env, out->len * 5, arr);
+    for (size_t i = 0; st == napi_ok && i < out->len; i++) {
+        const net_mesh_event *e = &out->events[i];
+        napi_value v[5];
+        void *dst;
+        uint32_t at = (uint32_t)(i * 5);
+        if ((st = napi_create_bigint_uint64(env, e->link.origin_hash, &v[0])) != napi_ok ||
+            (st = napi_create_bigint_uint64(env, e->link.sequence, &v[1])) != napi_ok ||
+            (st = napi_create_bigint_uint64(env, e->link.parent_hash, &v[2])) != napi_ok ||
+            (st = napi_create_bigint_uint64(env, e->link.horizon, &v[3])) != napi_ok ||
+            (st = napi_create_buffer_copy(env, e->payload_len, e->payload_len ? (const void *)e->payload : "",
+                                          &dst, &v[4])) != napi_ok)
+            break;
+        for (uint32_t j = 0; st == napi_ok && j < 5; j++)
+            st = napi_set_element(env, *arr, at + j, v[j]);
+    }
+    return st;
+}
+
+/* Runs where the events were processed: with our executor, the JS thread
+ * (inside a task). Anywhere else the environment is gone: dropped. */
+static void on_sink(void *ud, uint64_t origin, const net_mesh_event_list *outs) {
+    sink_ctx *c = ud;
+    addon_state *s = c->s;
+    if (!on_js_thread(s) || outs == NULL || outs->len == 0)
+        return;
+    napi_env env = s->env;
+    napi_handle_scope scope;
+    napi_open_handle_scope(env, &scope);
+    napi_value fn, undef, argv[2], r;
+    napi_get_undefined(env, &undef);
+    if (napi_get_reference_value(env, c->fn, &fn) == napi_ok && fn != NULL &&
+        napi_create_bigint_uint64(env, origin, &argv[0]) == napi_ok && events_flat(env, outs, &argv[1]) == napi_ok) {
+        s->callback_depth++;
+        napi_status st = napi_call_function(env, undef, fn, 2, argv, &r);
+        s->callback_depth--;
+        if (st != napi_ok) {
+            napi_value err;
+            if (napi_get_and_clear_last_exception(env, &err) == napi_ok)
+                napi_fatal_exception(env, err);
+        }
+    }
+    napi_close_handle_scope(env, scope);
+}
+
+/* ------------------------------------------------------------------ */
 /* Promises: blocking calls on libuv's pool                            */
 /* ------------------------------------------------------------------ */
 
-enum op_kind { OP_START, OP_SHUTDOWN, OP_NODE_NEW, OP_NODE_CONNECT, OP_NODE_CLOSE };
+enum op_kind { OP_START, OP_SHUTDOWN, OP_NODE_NEW, OP_NODE_CONNECT, OP_NODE_CLOSE, OP_MIG_CANCEL };
 
 typedef struct async_op {
     enum op_kind kind;
@@ -1215,6 +1432,9 @@ static void op_execute(napi_env env, void *data) {
         break;
     case OP_NODE_CLOSE:
         op->rc = net_mesh_node_close(op->h);
+        break;
+    case OP_MIG_CANCEL:
+        op->rc = net_mesh_migration_cancel(op->h); /* bounded at 5 s by the library */
         break;
     }
     if (op->rc != NET_MESH_OK)
@@ -1516,15 +1736,23 @@ static napi_value js_node_close(napi_env env, napi_callback_info info) {
  * socket, until shutdown or unref(). The wake-up threadsafe function carries
  * that reference.
  */
+static void loop_ref(addon_state *s, int delta) {
+    if (!atomic_load(&s->alive))
+        return;
+    int before = s->js_refs;
+    s->js_refs += delta;
+    if (before == 0 && s->js_refs > 0)
+        napi_ref_threadsafe_function(s->env, s->tsfn);
+    else if (before > 0 && s->js_refs == 0)
+        napi_unref_threadsafe_function(s->env, s->tsfn);
+}
+
 static void runtime_ref(box *b, int on) {
     addon_state *s = b->s;
     if (s == NULL || !atomic_load(&s->alive) || (b->refd != 0) == (on != 0))
         return;
     b->refd = on;
-    if (on && s->js_refs++ == 0)
-        napi_ref_threadsafe_function(s->env, s->tsfn);
-    else if (!on && --s->js_refs == 0)
-        napi_unref_threadsafe_function(s->env, s->tsfn);
+    loop_ref(s, on ? 1 : -1);
 }
 
 /* runtimeRef(h, on): whether this runtime (once started) keeps the loop alive. */
@@ -1822,9 +2050,35 @@ static napi_value js_deliver(napi_env env, napi_callback_info info) {
         get_u64(env, argv[3], "event.sequence", &ev.link.sequence) ||
         get_bytes(env, argv[4], "event.payload", &ev.payload, &ev.payload_len))
         return NULL;
-    net_mesh_event_list out = {0};
+    /* The reusable list, unless a deliver further up the stack (a daemon
+     * delivering from its own callback) is filling it. */
+    net_mesh_event_list local = NET_MESH_EVENT_LIST_INIT;
+    int own = !s->dl_busy;
+    net_mesh_event_list *outp = own ? &s->dl : &local;
     begin_callbacks(env, s);
-    NM_CALL(env, net_mesh_runtime_deliver(b->h, origin, &ev, &out));
+    const uint8_t *prev_ptr = s->in_ptr;
+    size_t prev_len = s->in_len;
+    uint64_t prev_origin = s->in_origin, prev_seq = s->in_seq;
+    int prev_set = s->in_set;
+    s->in_ptr = ev.payload;
+    s->in_len = ev.payload_len;
+    s->in_origin = ev.link.origin_hash;
+    s->in_seq = ev.link.sequence;
+    s->in_set = 1;
+    s->dl_busy = 1;
+    int drc = net_mesh_runtime_deliver_into(b->h, origin, &ev, outp);
+    s->dl_busy = !own;
+    s->in_ptr = prev_ptr;
+    s->in_len = prev_len;
+    s->in_origin = prev_origin;
+    s->in_seq = prev_seq;
+    s->in_set = prev_set;
+    if (drc != NET_MESH_OK) {
+        net_mesh_event_list_free(&local);
+        throw_status(env, drc);
+        return NULL;
+    }
+    net_mesh_event_list out = *outp;
     /* Fast path: ids into meta (4 per event), payload offsets into offs
      * (count, then off/len per event), payloads into the slab; returns the
      * slab. Otherwise a flat array: originHash, sequence, parentHash,
@@ -1838,7 +2092,7 @@ static napi_value js_deliver(napi_env env, napi_callback_info info) {
     if (out.len == 0 && s->meta != NULL) {
         s->offs[0] = 0;
         NAPI_CALL(env, napi_get_null(env, &arr));
-        net_mesh_event_list_free(&out);
+        net_mesh_event_list_free(&local);
         return arr;
     }
     if (out.len <= SHARED_MAX && (p = slab_reserve(env, s, total, &base)) != NULL) {
@@ -1856,27 +2110,12 @@ static napi_value js_deliver(napi_env env, napi_callback_info info) {
             s->offs[2 + i * 2] = (uint32_t)e->payload_len;
             at += e->payload_len;
         }
-        net_mesh_event_list_free(&out);
+        net_mesh_event_list_free(&local);
         NAPI_CALL(env, napi_get_reference_value(env, s->slab_ref, &arr));
         return arr;
     }
-    st = napi_create_array_with_length(env, out.len * 5, &arr);
-    for (size_t i = 0; st == napi_ok && i < out.len; i++) {
-        const net_mesh_event *e = &out.events[i];
-        napi_value v[5];
-        void *dst;
-        uint32_t at = (uint32_t)(i * 5);
-        if ((st = napi_create_bigint_uint64(env, e->link.origin_hash, &v[0])) != napi_ok ||
-            (st = napi_create_bigint_uint64(env, e->link.sequence, &v[1])) != napi_ok ||
-            (st = napi_create_bigint_uint64(env, e->link.parent_hash, &v[2])) != napi_ok ||
-            (st = napi_create_bigint_uint64(env, e->link.horizon, &v[3])) != napi_ok ||
-            (st = napi_create_buffer_copy(env, e->payload_len, e->payload_len ? (const void *)e->payload : "",
-                                          &dst, &v[4])) != napi_ok)
-            break;
-        for (uint32_t j = 0; st == napi_ok && j < 5; j++)
-            st = napi_set_element(env, arr, at + j, v[j]);
-    }
-    net_mesh_event_list_free(&out);
+    st = events_flat(env, &out, &arr);
+    net_mesh_event_list_free(&local);
     NAPI_CALL(env, st);
     return arr;
 }
@@ -2011,6 +2250,227 @@ static napi_value js_daemon_stats(napi_env env, napi_callback_info info) {
 }
 
 /* ------------------------------------------------------------------ */
+/* Migration                                                           */
+/* ------------------------------------------------------------------ */
+
+/* An i64 from a BigInt or a safe-integer Number. */
+static int get_i64(napi_env env, napi_value v, const char *what, int64_t *out) {
+    napi_valuetype t;
+    char msg[160];
+    NAPI_CHECK(env, napi_typeof(env, v, &t));
+    if (t == napi_bigint) {
+        bool lossless = false;
+        NAPI_CHECK(env, napi_get_value_bigint_int64(env, v, out, &lossless));
+        if (lossless)
+            return 0;
+    } else if (t == napi_number) {
+        double d;
+        NAPI_CHECK(env, napi_get_value_double(env, v, &d));
+        if (d >= -9007199254740991.0 && d <= 9007199254740991.0 && d == (double)(int64_t)d) {
+            *out = (int64_t)d;
+            return 0;
+        }
+    }
+    snprintf(msg, sizeof msg, "net-mesh: %s must be an integer (a Number or BigInt)", what);
+    throw_invalid(env, msg);
+    return -1;
+}
+
+/* startMigration(h, origin, source, target, transportIdentity, retryNotReadyMs, notify)
+ * → migration handle. The source's snapshot() runs now, on this thread;
+ * progress and completion reach notify through the wake-up path. */
+static napi_value js_start_migration(napi_env env, napi_callback_info info) {
+    napi_value argv[7];
+    napi_valuetype t;
+    addon_state *s = state_of(env);
+    uint64_t origin, source, target;
+    if (get_args(env, info, 7, argv, NULL))
+        return NULL;
+    box *b = runtime_arg(env, argv[0]);
+    if (b == NULL || get_u64(env, argv[1], "origin", &origin) || get_u64(env, argv[2], "source", &source) ||
+        get_u64(env, argv[3], "target", &target))
+        return NULL;
+    net_mesh_migration_options opts;
+    net_mesh_migration_options_init(&opts);
+    NAPI_CALL(env, napi_typeof(env, argv[4], &t));
+    if (t == napi_boolean) {
+        bool on;
+        NAPI_CALL(env, napi_get_value_bool(env, argv[4], &on));
+        opts.transport_identity = on ? 1 : 0;
+    } else if (t != napi_undefined) {
+        throw_invalid(env, "net-mesh: transportIdentity must be a boolean");
+        return NULL;
+    }
+    NAPI_CALL(env, napi_typeof(env, argv[5], &t));
+    if (t == napi_boolean) {
+        bool on;
+        NAPI_CALL(env, napi_get_value_bool(env, argv[5], &on));
+        opts.no_retry = on ? 0 : 1; /* retryNotReadyMs: false = no retry */
+    } else if (t != napi_undefined) {
+        int64_t ms;
+        if (get_i64(env, argv[5], "retryNotReadyMs", &ms))
+            return NULL;
+        opts.retry_not_ready_ms = ms;
+        if (ms < 0)
+            opts.no_retry = 1;
+    }
+    NAPI_CALL(env, napi_typeof(env, argv[6], &t));
+    if (t != napi_function) {
+        throw_invalid(env, "net-mesh: startMigration needs a notify function");
+        return NULL;
+    }
+    mig_watch *w = calloc(1, sizeof *w);
+    if (w == NULL || napi_create_reference(env, argv[6], 1, &w->fn) != napi_ok) {
+        free(w);
+        napi_throw_error(env, "NO_MEMORY", "net-mesh: out of memory");
+        return NULL;
+    }
+    w->s = s;
+    net_mesh_migration *m = NULL;
+    begin_callbacks(env, s);
+    int rc = net_mesh_runtime_start_migration(b->h, origin, source, target, &opts, &m);
+    if (rc != NET_MESH_OK) {
+        napi_delete_reference(env, w->fn);
+        free(w);
+        throw_status(env, rc);
+        return NULL;
+    }
+    napi_value ext = box_new(env, BOX_MIGRATION, m);
+    if (ext == NULL) {
+        napi_delete_reference(env, w->fn);
+        free(w);
+        return NULL;
+    }
+    /* Two library-held references (each consumed, also on error). */
+    atomic_init(&w->refs, 2);
+    atomic_fetch_add(&s->refs, 1);
+    loop_ref(s, 1); /* a migration in flight keeps the loop alive; the completion note drops it */
+    int rp = net_mesh_migration_on_progress(m, on_mig_progress, w, watch_finalize);
+    int rcm = net_mesh_migration_on_complete(m, on_mig_complete, w, watch_finalize);
+    if (rcm != NET_MESH_OK)
+        loop_ref(s, -1);
+    if (rp != NET_MESH_OK || rcm != NET_MESH_OK) {
+        throw_status(env, rp != NET_MESH_OK ? rp : rcm);
+        return NULL;
+    }
+    return ext;
+}
+
+/* migrationPhase(m) → NET_MESH_MIGRATION_PHASE_* */
+static napi_value js_migration_phase(napi_env env, napi_callback_info info) {
+    napi_value argv[1], out;
+    int phase = 0;
+    if (get_args(env, info, 1, argv, NULL))
+        return NULL;
+    box *b = get_box(env, argv[0], BOX_MIGRATION, 1);
+    if (b == NULL)
+        return NULL;
+    NM_CALL(env, net_mesh_migration_phase(b->h, &phase));
+    NAPI_CALL(env, napi_create_int32(env, phase, &out));
+    return out;
+}
+
+/* runtimeMigrationPhase(h, origin) → phase of the migration of origin this runtime orchestrates */
+static napi_value js_runtime_migration_phase(napi_env env, napi_callback_info info) {
+    napi_value argv[2], out;
+    uint64_t origin;
+    int phase = 0;
+    if (get_args(env, info, 2, argv, NULL))
+        return NULL;
+    box *b = runtime_arg(env, argv[0]);
+    if (b == NULL || get_u64(env, argv[1], "origin", &origin))
+        return NULL;
+    NM_CALL(env, net_mesh_runtime_migration_phase(b->h, origin, &phase));
+    NAPI_CALL(env, napi_create_int32(env, phase, &out));
+    return out;
+}
+
+/* migrationResult(m) → null while running, else [status, attempts, kind, message] */
+static napi_value js_migration_result(napi_env env, napi_callback_info info) {
+    napi_value argv[1], arr, v;
+    if (get_args(env, info, 1, argv, NULL))
+        return NULL;
+    box *b = get_box(env, argv[0], BOX_MIGRATION, 1);
+    if (b == NULL)
+        return NULL;
+    net_mesh_migration_result res;
+    memset(&res, 0, sizeof res);
+    res.size = sizeof res;
+    NM_CALL(env, net_mesh_migration_result_get(b->h, &res));
+    if (!res.finished) {
+        NAPI_CALL(env, napi_get_null(env, &arr));
+        return arr;
+    }
+    napi_status st = napi_create_array_with_length(env, 4, &arr);
+    if (st == napi_ok && (st = napi_create_int32(env, res.status, &v)) == napi_ok)
+        st = napi_set_element(env, arr, 0, v);
+    if (st == napi_ok && (st = napi_create_uint32(env, res.attempts, &v)) == napi_ok)
+        st = napi_set_element(env, arr, 1, v);
+    res.kind[sizeof res.kind - 1] = 0;
+    if (st == napi_ok && (st = napi_create_string_utf8(env, res.kind, NAPI_AUTO_LENGTH, &v)) == napi_ok)
+        st = napi_set_element(env, arr, 2, v);
+    if (st == napi_ok &&
+        (st = napi_create_string_utf8(env, res.message.data ? (const char *)res.message.data : "", res.message.len,
+                                      &v)) == napi_ok)
+        st = napi_set_element(env, arr, 3, v);
+    net_mesh_bytes_free(&res.message);
+    NAPI_CALL(env, st);
+    return arr;
+}
+
+/* migrationCancel(m) → Promise<void>, on libuv's pool (the library may wait up to 5 s). */
+static napi_value js_migration_cancel(napi_env env, napi_callback_info info) {
+    napi_value argv[1];
+    if (get_args(env, info, 1, argv, NULL))
+        return NULL;
+    box *b = get_box(env, argv[0], BOX_MIGRATION, 1);
+    if (b == NULL)
+        return NULL;
+    async_op *op = op_new(env, OP_MIG_CANCEL);
+    if (op == NULL)
+        return NULL;
+    op->h = b->h;
+    if (napi_create_reference(env, argv[0], 1, &op->keep[0]) != napi_ok) {
+        op_abandon(env, op);
+        return NULL;
+    }
+    return op_queue(env, op, "net-mesh:MigrationHandle.cancel");
+}
+
+/* setOutputSink(h, fn | null): fn(origin: bigint, flatEvents) on the JS thread. */
+static napi_value js_set_output_sink(napi_env env, napi_callback_info info) {
+    napi_value argv[2];
+    napi_valuetype t;
+    addon_state *s = state_of(env);
+    if (get_args(env, info, 2, argv, NULL))
+        return NULL;
+    box *b = runtime_arg(env, argv[0]);
+    if (b == NULL)
+        return NULL;
+    NAPI_CALL(env, napi_typeof(env, argv[1], &t));
+    if (t == napi_null || t == napi_undefined) {
+        NM_CALL(env, net_mesh_runtime_set_output_sink(b->h, NULL, NULL, NULL));
+        drain_releases(s);
+        return make_undefined(env);
+    }
+    if (t != napi_function) {
+        throw_invalid(env, "net-mesh: the output sink must be a function (or null)");
+        return NULL;
+    }
+    sink_ctx *c = calloc(1, sizeof *c);
+    if (c == NULL || napi_create_reference(env, argv[1], 1, &c->fn) != napi_ok) {
+        free(c);
+        napi_throw_error(env, "NO_MEMORY", "net-mesh: out of memory");
+        return NULL;
+    }
+    c->s = s;
+    atomic_fetch_add(&s->refs, 1);
+    NM_CALL(env, net_mesh_runtime_set_output_sink(b->h, on_sink, c, sink_finalize)); /* c consumed */
+    drain_releases(s);
+    return make_undefined(env);
+}
+
+/* ------------------------------------------------------------------ */
 /* Floor for benchmarks: one export entered, one empty callback made    */
 /* ------------------------------------------------------------------ */
 
@@ -2127,6 +2587,7 @@ static void tsfn_call_js(napi_env env, napi_value js_cb, void *context, void *da
     (void)env;
     drain_releases(s);
     run_tasks(s);
+    run_notes(s);
     drain_releases(s);
 }
 
@@ -2163,6 +2624,8 @@ static void env_cleanup(void *arg) {
      * callbacks fail fast; finalizers leave references to the environment. */
     atomic_store(&s->alive, 0);
     run_tasks(s);
+    run_notes(s);
+    net_mesh_event_list_free(&s->dl);
     for (int pass = 0; pass < 2; pass++) {
         box *b = s->live;
         while (b != NULL) {
@@ -2262,6 +2725,12 @@ NAPI_MODULE_INIT() {
         FN("daemonInfo", js_daemon_info),
         FN("daemonStats", js_daemon_stats),
         FN("submit", js_submit),
+        FN("startMigration", js_start_migration),
+        FN("migrationPhase", js_migration_phase),
+        FN("runtimeMigrationPhase", js_runtime_migration_phase),
+        FN("migrationResult", js_migration_result),
+        FN("migrationCancel", js_migration_cancel),
+        FN("setOutputSink", js_set_output_sink),
         FN("probe", js_probe),
         FN("probeJs", js_probe_js),
 #undef FN
