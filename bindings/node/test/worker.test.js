@@ -145,3 +145,95 @@ test('runtimes dropped without shutdown are released by the garbage collector', 
   const out = execFileSync(process.execPath, ['--expose-gc', '-e', script], { timeout: 30000 }).toString();
   assert.equal(out.trim(), 'done');
 });
+
+const TARGET_WORKER = `
+  const { parentPort, workerData } = require('node:worker_threads');
+  const { Node, DaemonRuntime } = require(workerData.pkg);
+  (async () => {
+    const node = await Node.create({ psk: Buffer.alloc(32, 3) });
+    const rt = new DaemonRuntime(node);
+    rt.registerFactory('counter', () => {
+      let n = 0n;
+      const enc = () => { const b = Buffer.alloc(8); b.writeBigUInt64LE(n); return b; };
+      return { process() { n += 1n; return [enc()]; }, snapshot: enc, restore(b) { n = b.readBigUInt64LE(0); } };
+    });
+    await rt.start();
+    parentPort.on('message', async (m) => {
+      if (m.accept) { node.accept(m.accept); rt.expectMigration('counter', m.origin); parentPort.postMessage({ ok: true }); }
+      if (m.deliver) {
+        const out = rt.deliver(m.deliver, { originHash: 1n, sequence: 9n, payload: Buffer.alloc(0) });
+        parentPort.postMessage({ count: out[0].payload.readBigUInt64LE(0), daemons: rt.daemonCount() });
+        await rt.shutdown();
+        await node.close();
+      }
+    });
+    parentPort.postMessage({ addr: node.addr, publicKey: node.publicKey, nodeId: node.nodeId });
+  })();
+`;
+
+async function targetWorker() {
+  const w = new Worker(TARGET_WORKER, { eval: true, workerData: { pkg: PKG } });
+  const next = () => new Promise((resolve, reject) => { w.once('message', resolve); w.once('error', reject); });
+  const info = await next();
+  return { w, info, next };
+}
+
+async function sourceRuntime(t) {
+  const { Node, DaemonRuntime } = require('..');
+  const node = await Node.create({ psk: Buffer.alloc(32, 3) });
+  const rt = new DaemonRuntime(node);
+  rt.registerFactory('counter', () => {
+    let n = 0n;
+    const enc = () => { const b = Buffer.alloc(8); b.writeBigUInt64LE(n); return b; };
+    return { process() { n += 1n; return [enc()]; }, snapshot: enc, restore(b) { n = b.readBigUInt64LE(0); } };
+  });
+  await rt.start();
+  t.after(async () => { await rt.shutdown(); await node.close(); });
+  return { node, rt };
+}
+
+test('a worker thread receives a migrated daemon (replay on the worker\'s thread) and counts on', async (t) => {
+  const { node, rt } = await sourceRuntime(t);
+  const { w, info, next } = await targetWorker();
+  const id = Identity.generate();
+  rt.spawn('counter', id);
+  for (let i = 1n; i <= 3n; i++) rt.deliver(id.originHash, { originHash: 1n, sequence: i, payload: Buffer.alloc(0) });
+  w.postMessage({ accept: node.nodeId, origin: id.originHash });
+  await next();
+  await node.connect(info.addr, Buffer.from(info.publicKey), info.nodeId);
+  const m = await rt.startMigration(id.originHash, node.nodeId, info.nodeId);
+  assert.deepEqual(rt.deliver(id.originHash, { originHash: 1n, sequence: 4n, payload: Buffer.alloc(0) }), []); // queued
+  await m.wait(10_000);
+  w.postMessage({ deliver: id.originHash });
+  const r = await next();
+  assert.equal(r.count, 5n);
+  assert.equal(r.daemons, 1);
+  await w.terminate();
+});
+
+test('terminating a worker while a migration into it is in flight does not crash; the source stays usable', async (t) => {
+  const { node, rt } = await sourceRuntime(t);
+  for (let round = 0; round < 3; round++) {
+    const { w, info, next } = await targetWorker();
+    const id = Identity.generate();
+    rt.spawn('counter', id);
+    rt.deliver(id.originHash, { originHash: 1n, sequence: 1n, payload: Buffer.alloc(0) });
+    w.postMessage({ accept: node.nodeId, origin: id.originHash });
+    await next();
+    await node.connect(info.addr, Buffer.from(info.publicKey), info.nodeId);
+    const m = await rt.startMigration(id.originHash, node.nodeId, info.nodeId, { retryNotReadyMs: -1 });
+    await w.terminate(); // at whatever phase it has reached
+    let outcome = 'completed';
+    try { await m.wait(10_000); } catch (e) { outcome = e.code; }
+    if (outcome !== 'completed') {
+      // Rolled back (or timed out): the daemon resumes on the source.
+      if (outcome === 'TIMEOUT') await m.cancel().catch(() => {});
+      const out = rt.deliver(id.originHash, { originHash: 1n, sequence: 2n, payload: Buffer.alloc(0) });
+      assert.ok(out.length <= 1);
+    }
+    t.diagnostic(`round ${round}: ${outcome}`);
+  }
+  const id = Identity.generate();
+  rt.spawn('counter', id);
+  assert.equal(rt.deliver(id.originHash, { originHash: 1n, sequence: 1n, payload: Buffer.alloc(0) })[0].payload.readBigUInt64LE(0), 1n);
+});
