@@ -31,7 +31,7 @@ $(NODE_ADDON): $(NODE_DIR)/src/addon.c include/net_mesh.h $(NODE_LIB)
 node: $(NODE_ADDON) ## build the Node.js addon bindings/node/build/net_mesh.node
 
 test-node: node ## Node binding tests (node --test)
-	cd $(NODE_DIR) && $(NODE) --test $(NODE_TESTFLAGS) test/
+	cd $(NODE_DIR) && $(NODE) --test $(NODE_TESTFLAGS) test/*.test.js
 
 bench-node: node ## Node deliver vs floor; writes bindings/node/bench/RESULTS-node.md
 	$(NODE) $(NODE_DIR)/bench/bench_deliver.js --out $(NODE_DIR)/bench/RESULTS-node.md
