@@ -142,7 +142,7 @@ def main() -> int:
                 try:
                     rt.submit(t)
                     break
-                except nm.InternalError:  # queue full: let the pool catch up
+                except nm.QueueFullError:  # queue full: let the pool catch up
                     time.sleep(0.0005)
         done.wait(60)
 

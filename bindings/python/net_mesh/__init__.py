@@ -26,6 +26,7 @@ from ._errors import (
     NetMeshTimeoutError,
     NotReadyError,
     ProcessFailedError,
+    QueueFullError,
     RestoreFailedError,
     ShuttingDownError,
     SnapshotIdentityMismatchError,
@@ -34,6 +35,7 @@ from ._ffi import LibraryError, library_path, load_library, version
 from ._identity import Identity
 from ._daemon import CausalEvent, MeshDaemon
 from ._mesh import Node, NodeStats
+from ._migration import MigrationHandle, MigrationProgress
 from ._runtime import DaemonConfig, DaemonHandle, DaemonRuntime, DaemonStats, Subscription
 
 __version__ = "0.1.0"
@@ -58,6 +60,8 @@ __all__ = [
     "MeshDaemon",
     "MigrationError",
     "MigrationFailedError",
+    "MigrationHandle",
+    "MigrationProgress",
     "NetMeshError",
     "NetMeshIOError",
     "NetMeshTimeoutError",
@@ -65,6 +69,7 @@ __all__ = [
     "NodeStats",
     "NotReadyError",
     "ProcessFailedError",
+    "QueueFullError",
     "RestoreFailedError",
     "ShuttingDownError",
     "SnapshotIdentityMismatchError",

@@ -118,6 +118,12 @@ class MigrationFailedError(MigrationError):
         return self.detail
 
 
+class QueueFullError(NetMeshError):
+    """The runtime's bounded work queue is full; nothing was queued, try again later."""
+
+    kind = "queue-full"
+
+
 class BadHandleError(NetMeshError):
     """The object is closed, freed, or of the wrong kind."""
 
@@ -164,6 +170,7 @@ _BY_CODE: dict[int, tuple[type[NetMeshError], str]] = {
     -18: (InternalError, "no-memory"),
     -19: (NetMeshIOError, "io"),
     -20: (InternalError, "internal"),
+    -21: (QueueFullError, "queue-full"),
 }
 
 

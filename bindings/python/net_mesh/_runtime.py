@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import dataclasses
+import weakref
 import struct
 import threading
 from ctypes import POINTER, c_char_p, c_int, c_size_t, c_uint32, c_uint64, c_void_p
 from typing import Any, Callable, Mapping, Optional, Union
 
-from . import _daemon, _ffi
+from . import _daemon, _ffi, _migration
 from ._daemon import CausalEvent, Event, EventIn, EventList, Factory
 from ._errors import BadHandleError, InvalidArgumentError, NetMeshError, last_error
 from ._handle import Handle
 from ._identity import Identity
+from ._migration import SINK_FN, _SINK, MigrationHandle, _SinkSlot, options, phase_name
 
 
 class DaemonConfigC(ctypes.Structure):
@@ -235,6 +238,36 @@ def _outputs(lib: Any, sc: _Scratch) -> "list[CausalEvent]":
         lib.net_mesh_event_list_free(sc.out_addr)
 
 
+# Runtimes whose library threads may still call Python; stopped at exit.
+_live_runtimes: "weakref.WeakSet[DaemonRuntime]" = weakref.WeakSet()
+
+
+def _at_exit() -> None:
+    """Before the interpreter finalizes, stop every library callback into
+    Python (a library thread entering a finalized interpreter would hang or
+    crash): free live migration handles, remove output sinks, shut runtimes
+    down (bounded)."""
+    if _ffi.forked or _ffi._lib is None:
+        return
+    for m in list(_migration._live_migrations):
+        try:
+            m.close()
+        except BaseException:
+            pass
+    for rt in list(_live_runtimes):
+        try:
+            if rt.closed:
+                continue
+            if rt._has_sink:
+                rt.set_output_sink(None)
+            rt.shutdown(timeout=2.0)
+        except BaseException:
+            pass
+
+
+atexit.register(_at_exit)
+
+
 class DaemonHandle(Handle):
     """A spawned daemon. Closing the handle does not stop the daemon."""
 
@@ -304,6 +337,8 @@ class DaemonRuntime(Handle):
         self._lib = lib
         self._deliver = lib.net_mesh_runtime_deliver
         self.node = node
+        self._has_sink = False
+        _live_runtimes.add(self)
 
     def _call(self, fn: Callable[..., int], *args: Any, process: bool = False) -> None:
         _daemon.clear_exception()
@@ -460,6 +495,62 @@ class DaemonRuntime(Handle):
         without identity transport)."""
         self._call(self._lib.net_mesh_runtime_register_migration_target_identity, _kind(kind),
                    _identity(identity), _config(config))
+
+    # --- live migration --------------------------------------------------
+
+    def start_migration(self, origin_hash: int, source_node: int, target_node: int, *,
+                        transport_identity: bool = True,
+                        retry_not_ready: Optional[float] = 30.0) -> MigrationHandle:
+        """Migrate the daemon at ``origin_hash`` from node ``source_node`` to
+        node ``target_node`` (node ids; usually ``source_node`` is this
+        runtime's node). With a local source the daemon's ``snapshot`` runs on
+        this thread before this returns; from then until cutover, ``deliver``
+        here queues events (no outputs) that the target processes in order.
+
+        ``transport_identity``: seal the daemon's identity for the target
+        (which then only needs :meth:`expect_migration`); False: the target
+        needs :meth:`register_migration_target_identity`.
+        ``retry_not_ready``: seconds to keep retrying a target that answers
+        not-ready (default 30); None or 0: no retry.
+        Raises MigrationError (``.detail``: "daemon-not-found",
+        "already-migrating", "target-unavailable", "state-failed"); nothing
+        is left behind and the daemon keeps running here.
+        """
+        o = _u64(origin_hash, "origin_hash")
+        src, dst = _u64(source_node, "source_node"), _u64(target_node, "target_node")
+        opts = options(transport_identity, retry_not_ready)
+        out = c_void_p()
+        self._call(self._lib.net_mesh_runtime_start_migration, o, src, dst, ctypes.byref(opts),
+                   ctypes.byref(out))
+        return MigrationHandle(self, out.value, o, src, dst)  # type: ignore[arg-type]
+
+    def migration_phase(self, origin_hash: int) -> Optional[str]:
+        """The phase of the migration of ``origin_hash`` this runtime
+        orchestrates, or None (none running)."""
+        v = c_int()
+        self._call(self._lib.net_mesh_runtime_migration_phase, _u64(origin_hash, "origin_hash"),
+                   ctypes.byref(v))
+        return phase_name(v.value)
+
+    def set_output_sink(self, callback: Optional[Callable[[int, "list[CausalEvent]"], Any]]) -> None:
+        """Receive outputs produced with no caller waiting: ``callback(origin_hash,
+        outputs)`` for the replay of queued events on a migration target, and
+        for queued events processed here after a failed or cancelled
+        migration. It runs on a library thread (calls for one daemon come in
+        order); an exception in it is printed and ignored. Without a sink
+        such outputs are dropped (they still count in the stats). None removes
+        the sink."""
+        h = self._handle()
+        if callback is None:
+            rc = self._lib.net_mesh_runtime_set_output_sink(h, SINK_FN(), None, _ffi.FINALIZE_FN())
+        else:
+            if not callable(callback):
+                raise TypeError("net_mesh: output sink must be callable")
+            key = _daemon.keep(_SinkSlot(callback))  # consumed also on error
+            rc = self._lib.net_mesh_runtime_set_output_sink(h, _SINK, key, _daemon._FINALIZE)
+        if rc:
+            _raise(rc)
+        self._has_sink = callback is not None
 
     def subscribe(self, origin_hash: int, publisher: int, channel: str,
                   token: Optional[bytes] = None, timeout: Optional[float] = None) -> None:
