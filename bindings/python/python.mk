@@ -6,7 +6,7 @@ PY_DIR   := bindings/python
 PY_LIB   := $(PY_DIR)/net_mesh/libnetmesh.so
 PY_TESTFLAGS ?= -q
 
-.PHONY: python test-python bench-python
+.PHONY: python test-python bench-python demo-python
 
 $(PY_LIB): $(LIB)
 	cp $(LIB) $@
@@ -23,3 +23,6 @@ test-python: python ## Python binding tests (pytest)
 
 bench-python: python ## Python deliver vs floor; writes bindings/python/bench/RESULTS-python.md
 	$(PYTHON) $(PY_DIR)/bench/bench_deliver.py --out $(PY_DIR)/bench/RESULTS-python.md
+
+demo-python: python ## Python demo: a counter daemon migrates live between two Python processes
+	PYTHONPATH=$(PY_DIR)$${PYTHONPATH:+:$$PYTHONPATH} $(PYTHON) examples/python/demo.py
