@@ -181,40 +181,60 @@ static void sink_fin(void *ud) {
 #define QCAP 256
 static struct {
     pthread_mutex_t mu;
+    pthread_cond_t posted; /* signalled on every post */
     net_mesh_task *q[QCAP];
     int head, n;
     int finalized;
-} ex = {PTHREAD_MUTEX_INITIALIZER, {0}, 0, 0, 0};
+} ex = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, {0}, 0, 0, 0};
 
 static void ex_post(void *ud, net_mesh_task *t) {
     (void)ud;
     pthread_mutex_lock(&ex.mu);
     if (ex.n < QCAP) ex.q[(ex.head + ex.n++) % QCAP] = t;
+    pthread_cond_broadcast(&ex.posted);
     pthread_mutex_unlock(&ex.mu);
 }
 static void ex_fin(void *ud) {
     (void)ud;
     __atomic_fetch_add(&ex.finalized, 1, __ATOMIC_SEQ_CST);
 }
+/* Run the oldest posted task, if any; returns 1 if one ran. */
+static int ex_run_one(void) {
+    pthread_mutex_lock(&ex.mu);
+    net_mesh_task *t = NULL;
+    if (ex.n) {
+        t = ex.q[ex.head];
+        ex.head = (ex.head + 1) % QCAP;
+        ex.n--;
+    }
+    pthread_mutex_unlock(&ex.mu);
+    if (!t) return 0;
+    OK(net_mesh_task_run(t));
+    return 1;
+}
 /* Run the tasks posted so far, in order; returns how many ran. */
 static int ex_pump(void) {
     int ran = 0;
-    for (;;) {
-        pthread_mutex_lock(&ex.mu);
-        net_mesh_task *t = NULL;
-        if (ex.n) {
-            t = ex.q[ex.head];
-            ex.head = (ex.head + 1) % QCAP;
-            ex.n--;
-        }
-        pthread_mutex_unlock(&ex.mu);
-        if (!t) return ran;
-        OK(net_mesh_task_run(t));
-        ran++;
-    }
+    while (ex_run_one()) ran++;
+    return ran;
 }
 static int ex_pending(void) {
     pthread_mutex_lock(&ex.mu);
+    int n = ex.n;
+    pthread_mutex_unlock(&ex.mu);
+    return n;
+}
+/* Block until a task is pending or ms passed (the library's own threads make
+ * progress meanwhile); returns the number pending. Never runs a task. */
+static int ex_wait_post(int ms) {
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_nsec += (long)ms * 1000000L;
+    dl.tv_sec += dl.tv_nsec / 1000000000L;
+    dl.tv_nsec %= 1000000000L;
+    pthread_mutex_lock(&ex.mu);
+    while (ex.n == 0 && pthread_cond_timedwait(&ex.posted, &ex.mu, &dl) == 0) {
+    }
     int n = ex.n;
     pthread_mutex_unlock(&ex.mu);
     return n;
@@ -473,8 +493,38 @@ static void stuck_target(int use_cancel) {
 }
 
 /* ---- 4. single-threaded host: B's executor runs on this thread, which also
- * delivers to the arriving daemon while it replays. Must not deadlock; the
- * outputs of queued events arrive at B's sink on this thread, in order. ---- */
+ * delivers to the arriving daemon. Must not deadlock. Documented semantics
+ * (core/migration): the migrating source refuses payloads over 7000 bytes
+ * (buffer-full); the restored target refuses direct deliveries (wrong-phase)
+ * until its first ReplayComplete, then queues them behind the replay; the
+ * outputs of queued events arrive at B's sink on this thread, in order, and
+ * all of them before the migration completes (the target drains before it
+ * acknowledges the activation).
+ *
+ * Determinism: tasks run one at a time, and a task is only run when it was
+ * posted before the state the test waits for was observed absent, so the
+ * test itself decides which protocol step happens next. No sleep guesses how
+ * long the library takes: waits block on the executor's post signal or on
+ * an observable state, with a generous deadline. ---- */
+
+/* Deliver one event of len payload bytes; returns the status and, on OK,
+ * the counter value it output (0: queued, no output) in *val. */
+static int deliver_len(net_mesh_runtime *rt, uint64_t origin, size_t len, uint64_t *val) {
+    static uint8_t big[8192];
+    net_mesh_event ev = make_event(7, 1, big, len);
+    net_mesh_event_list outs = {0};
+    int rc = net_mesh_runtime_deliver(rt, origin, &ev, &outs);
+    *val = 0;
+    if (rc == NET_MESH_OK) {
+        if (outs.len == 1 && outs.events[0].payload_len == 8) *val = get64(outs.events[0].payload);
+        net_mesh_event_list_free(&outs);
+    }
+    return rc;
+}
+
+static int is_migration_error(int rc, const char *detail) {
+    return rc == NET_MESH_ERR_MIGRATION && strcmp(net_mesh_last_error_detail(), detail) == 0;
+}
 
 static void single_threaded_target(void) {
     alarm(60); /* a deadlock fails the test instead of hanging it */
@@ -501,34 +551,66 @@ static void single_threaded_target(void) {
     /* queued on the source (4, 5 on the target later) */
     CHECK(deliver_count(p.ra, origin, NET_MESH_OK) == 0);
     CHECK(deliver_count(p.ra, origin, NET_MESH_OK) == 0);
-    /* run B's restore, then wait (without pumping) until the restored daemon
-     * is registered on B */
-    for (int i = 0; i < 1000 && count_of(p.rb) == 0; i++) {
-        ex_pump();
-        sleep_ms(5);
+    /* too big for BufferedEvents: refused, not queued, not counted */
+    uint64_t v = 99;
+    CHECK(is_migration_error(deliver_len(p.ra, origin, 7001, &v), "buffer-full"));
+
+    /* Run B's restore; stop as soon as the restored daemon is registered.
+     * Sampling the queue before the count means a task run here was posted
+     * while the daemon was not registered yet: never the replay, which is
+     * posted only after B registered the daemon and A shipped the events. */
+    int steps = 0;
+    for (;;) {
+        int pending = ex_pending();
+        if (count_of(p.rb) == 1 || steps++ > 2000) break;
+        if (pending) ex_run_one();
+        else ex_wait_post(20);
     }
     CHECK(count_of(p.rb) == 1);
-    /* the replay task may be posted and waiting for this very thread now:
-     * deliver here must queue and return, not wait for it */
-    CHECK(deliver_count(p.rb, origin, NET_MESH_OK) == 0);
-    int rounds = 0;
-    while (net_mesh_migration_wait(m, 0, 0) == NET_MESH_ERR_TIMEOUT && rounds++ < 2000) {
-        ex_pump();
-        sleep_ms(5);
+    /* Restored, replay not run: direct deliveries are refused (nothing a
+     * rollback would have to give back), whatever the payload. */
+    CHECK(is_migration_error(deliver_len(p.rb, origin, 1, &v), "wrong-phase"));
+    CHECK(is_migration_error(deliver_len(p.rb, origin, 7001, &v), "wrong-phase"));
+
+    /* Run the replay; deliver to B once its gate opens (first ReplayComplete).
+     * While the gate is closed the only task that can be pending is the
+     * replay: the activation's drain is posted after the gate opened. */
+    int accepted = 0;
+    steps = 0;
+    while (!accepted && steps++ < 4000) {
+        int pending = ex_pending();
+        int rc = deliver_len(p.rb, origin, 1, &v);
+        if (rc == NET_MESH_OK) {
+            CHECK(v == 0); /* queued behind the replay: no outputs now */
+            accepted = 1;
+        } else {
+            CHECK(is_migration_error(rc, "wrong-phase"));
+            if (pending) ex_run_one();
+            else ex_wait_post(20);
+        }
     }
+    CHECK(accepted);
+    /* the gate keeps refusing what a hand-back could not carry */
+    CHECK(is_migration_error(deliver_len(p.rb, origin, 7001, &v), "buffer-full"));
+
+    /* Drive the rest (cutover, activation: the drain runs here) to the end. */
+    steps = 0;
+    while (net_mesh_migration_wait(m, 0, 0) == NET_MESH_ERR_TIMEOUT && steps++ < 4000)
+        if (!ex_run_one()) ex_wait_post(20);
     OK(net_mesh_migration_wait(m, 0, 0));
-    ex_pump();
     CHECK(wait_for(&rec, &rec.completed, 1) && rec.status == NET_MESH_OK);
+    /* Every queued output reached the sink before the migration completed. */
     pthread_mutex_lock(&sb.mu);
     CHECK(sb.n == 3);
     if (sb.n == 3) CHECK(sb.vals[0] == 4 && sb.vals[1] == 5 && sb.vals[2] == 6);
     CHECK(sb.origin == origin && sb.wrong_thread == 0);
     pthread_mutex_unlock(&sb.mu);
+    CHECK(ex_pending() == 0);
     CHECK(deliver_count(p.rb, origin, NET_MESH_OK) == 7);
+    /* no longer migrating: big payloads are fine again */
+    OK(deliver_len(p.rb, origin, 7001, &v));
+    CHECK(v == 8);
     deliver_count(p.ra, origin, NET_MESH_ERR_DAEMON_MOVED);
-    net_mesh_daemon_stats st;
-    memset(&st, 0, sizeof st);
-    st.size = sizeof st;
     net_mesh_migration_free(m);
     OK(net_mesh_runtime_stop(p.rb, origin));
     free_pair(&p); /* the sink's finalizer runs at runtime free */
