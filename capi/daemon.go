@@ -7,7 +7,6 @@ import "C"
 
 import (
 	"runtime"
-	"sync"
 	"sync/atomic"
 	"unsafe"
 
@@ -269,58 +268,5 @@ func (f *cFactory) build() (compute.Daemon, error) {
 		newLife(r.vt.finalize, C.uintptr_t(r.ud)).close()
 		return nil, err
 	}
-	d := newCDaemon(&r.vt, newLife(r.vt.finalize, C.uintptr_t(r.ud)))
-	noteBuilt(d)
-	return d, nil
-}
-
-// Spawn bookkeeping. compute's Factory takes no arguments, so a spawn export
-// learns which instance the kind's factory built through a slot keyed by the
-// OS thread: an export runs on its C caller's thread from start to end and
-// compute calls the factory synchronously inside Spawn, so the build lands
-// in the slot of the export that asked for it. Builds on other threads (a
-// migration target's pool) find no slot and rely on the GC safety net.
-var spawnSlots struct {
-	sync.Mutex
-	m map[C.uintptr_t]*[]*cDaemon
-}
-
-// spawnSlot is one open slot; prev is the slot of an enclosing spawn on the
-// same thread (a callback that spawns), restored on close.
-type spawnSlot struct {
-	key   C.uintptr_t
-	built *[]*cDaemon
-	prev  *[]*cDaemon
-}
-
-func openSpawnSlot() spawnSlot {
-	s := spawnSlot{key: C.nm_thread_key(), built: new([]*cDaemon)}
-	spawnSlots.Lock()
-	if spawnSlots.m == nil {
-		spawnSlots.m = make(map[C.uintptr_t]*[]*cDaemon)
-	}
-	s.prev = spawnSlots.m[s.key]
-	spawnSlots.m[s.key] = s.built
-	spawnSlots.Unlock()
-	return s
-}
-
-func (s spawnSlot) close() []*cDaemon {
-	spawnSlots.Lock()
-	if s.prev != nil {
-		spawnSlots.m[s.key] = s.prev
-	} else {
-		delete(spawnSlots.m, s.key)
-	}
-	spawnSlots.Unlock()
-	return *s.built
-}
-
-func noteBuilt(d *cDaemon) {
-	key := C.nm_thread_key()
-	spawnSlots.Lock()
-	if b := spawnSlots.m[key]; b != nil {
-		*b = append(*b, d)
-	}
-	spawnSlots.Unlock()
+	return newCDaemon(&r.vt, newLife(r.vt.finalize, C.uintptr_t(r.ud))), nil
 }

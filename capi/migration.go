@@ -51,11 +51,14 @@ func (s *migState) close() {
 	}
 }
 
-// Close makes a C daemon a compute.Closer: the host's finalizer runs when
-// the runtime drops the daemon — also when it migrated away, or when a
-// migration target rolls back — and not only when the runtime handle tracks
-// it (daemons a target's pool builds are not tracked). life makes this
-// exactly-once with the runtime's own release.
+// Close makes a C daemon a compute.Closer, the only way its finalizer runs
+// deterministically: compute closes a host whenever it drops it — stop,
+// shutdown, a failed spawn, a migration target rolling back, and a source
+// whose daemon migrated away once that is final, whoever orchestrated. The
+// hook runs on the thread that dropped it, after compute released its locks
+// (see compute.DaemonHost.Close); life makes it exactly once and never
+// during a callback of the same daemon. The GC cleanup of newCDaemon is
+// only a safety net.
 func (d *cDaemon) Close() { d.life.close() }
 
 // Phases: Go's Phase + 1; 0 is NONE.
@@ -274,9 +277,6 @@ func net_mesh_runtime_start_migration(h *C.net_mesh_runtime, origin, source, tar
 			delete(r.mig.byOrig, hd.Origin())
 		}
 		r.mig.mu.Unlock()
-		if hd.Err() == nil && hd.Source() == r.node.n.NodeID() {
-			r.releaseMovedInstance(hd.Origin())
-		}
 		m.finish(hd.Err())
 	}()
 	*out = (*C.net_mesh_migration)(mint(kindMigration, m))
@@ -512,24 +512,4 @@ func kindFirst(rt *compute.Runtime, kind string) error {
 	}
 	_, err := rt.KindFactory(kind)
 	return err
-}
-
-// releaseMovedInstance finalizes the C instance of a daemon that migrated
-// away from this runtime. The engine leaves the moved host registered as a
-// tombstone without closing it, so its Closer never runs; once the target
-// has acknowledged, no call can reach the instance any more. The per-daemon
-// factory of spawn_with_daemon stays: this node keeps its factory entry, so
-// the daemon can come back.
-func (r *rtObj) releaseMovedInstance(origin uint64) {
-	r.mu.Lock()
-	o, ok := r.owned[origin]
-	var d *cDaemon
-	if ok && o.d != nil {
-		d, o.d = o.d, nil
-		r.owned[origin] = o
-	}
-	r.mu.Unlock()
-	if d != nil {
-		d.life.close()
-	}
 }

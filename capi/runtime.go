@@ -22,28 +22,19 @@ type rtObj struct {
 	rt   *compute.Runtime
 	node *nodeObj
 
-	// owned: host objects this runtime must finalize when their daemon goes
-	// (stop, shutdown, free). kinds: the kind factories, finalized at free.
+	// owned: the per-daemon factories of spawn_with_daemon, finalized when
+	// their daemon is stopped or the runtime shuts down (a factory is not a
+	// daemon, so compute's Closer hook does not cover it). Daemon instances
+	// are finalized by compute itself: cDaemon is a compute.Closer, and the
+	// runtime closes every host it drops (stop, shutdown, free, failed spawn,
+	// rollback, migrated away once final). kinds: the kind factories,
+	// finalized at free.
 	mu    sync.Mutex
-	owned map[uint64]ownedDaemon
+	owned map[uint64]*cFactory
 	kinds []*cFactory
 
 	exec atomic.Pointer[executor]
 	mig  *migState // migration engine and output sink (migration.go, sink.go)
-}
-
-type ownedDaemon struct {
-	d *cDaemon
-	f *cFactory // the re-callable factory of spawn_with_daemon; nil for kinds
-}
-
-func (o ownedDaemon) release() {
-	if o.d != nil {
-		o.d.life.close()
-	}
-	if o.f != nil {
-		o.f.life.close()
-	}
 }
 
 func runtimeOf(h unsafe.Pointer) (*rtObj, error) {
@@ -109,7 +100,7 @@ func net_mesh_runtime_new(nodeH *C.net_mesh_node, opts *C.nm_crtopts, out **C.ne
 			o = append(o, compute.WithQueueSize(int(opts.queue_size)))
 		}
 	}
-	r := &rtObj{rt: compute.NewRuntime(n.n, o...), node: n, owned: make(map[uint64]ownedDaemon)}
+	r := &rtObj{rt: compute.NewRuntime(n.n, o...), node: n, owned: make(map[uint64]*cFactory)}
 	r.mig = attachMigration(r)
 	*out = (*C.net_mesh_runtime)(mint(kindRuntime, r))
 	return statusOK
@@ -172,10 +163,10 @@ func (r *rtObj) shutdown(timeout time.Duration) error {
 	err := r.rt.Shutdown(ctx)
 	r.mu.Lock()
 	owned := r.owned
-	r.owned = make(map[uint64]ownedDaemon)
+	r.owned = make(map[uint64]*cFactory)
 	r.mu.Unlock()
-	for _, o := range owned {
-		o.release()
+	for _, f := range owned {
+		f.life.close()
 	}
 	return err
 }
@@ -251,40 +242,32 @@ func net_mesh_runtime_daemon_count(h *C.nm_cruntime, out *C.uint64_t) (rc C.int)
 	return statusOK
 }
 
-// finishSpawn records what the runtime must finalize for a new daemon and
-// mints its handle (if asked for).
-func (r *rtObj) finishSpawn(dh *compute.DaemonHandle, o ownedDaemon, out **C.net_mesh_daemon) {
-	r.mu.Lock()
-	if prev, ok := r.owned[dh.OriginHash()]; ok {
-		// Not expected (the origin was free), but never leak a finalizer.
-		defer prev.release()
+// finishSpawn records the per-daemon factory (if any) the runtime must
+// finalize for a new daemon and mints its handle (if asked for).
+func (r *rtObj) finishSpawn(dh *compute.DaemonHandle, f *cFactory, out **C.net_mesh_daemon) {
+	if f != nil {
+		r.mu.Lock()
+		if prev, ok := r.owned[dh.OriginHash()]; ok {
+			// Not expected (the origin was free), but never leak a finalizer.
+			defer prev.life.close()
+		}
+		r.owned[dh.OriginHash()] = f
+		r.mu.Unlock()
 	}
-	r.owned[dh.OriginHash()] = o
-	r.mu.Unlock()
 	if out != nil {
 		*out = (*C.net_mesh_daemon)(mint(kindDaemon, dh))
 	}
 }
 
-// spawnByKind runs a kind spawn and tracks the instance the factory built.
+// spawnByKind runs a kind spawn. The instance the kind's factory built is
+// compute's: finalized through its Closer when the daemon goes, and before
+// an error returns when the spawn fails.
 func (r *rtObj) spawnByKind(do func() (*compute.DaemonHandle, error), out **C.net_mesh_daemon) C.int {
-	slot := openSpawnSlot()
 	dh, err := do()
-	built := slot.close()
 	if err != nil {
-		for _, d := range built {
-			d.life.close()
-		}
 		return fail(err)
 	}
-	var o ownedDaemon
-	if len(built) > 0 {
-		o.d = built[len(built)-1]
-		for _, d := range built[:len(built)-1] {
-			d.life.close()
-		}
-	}
-	r.finishSpawn(dh, o, out)
+	r.finishSpawn(dh, nil, out)
 	return statusOK
 }
 
@@ -381,7 +364,7 @@ func (r *rtObj) spawnInstance(do func(d *cDaemon, f *cFactory) (*compute.DaemonH
 	if err != nil {
 		return failAll(err)
 	}
-	r.finishSpawn(dh, ownedDaemon{d: d, f: cf}, out)
+	r.finishSpawn(dh, cf, out)
 	return statusOK
 }
 
@@ -450,11 +433,11 @@ func net_mesh_runtime_stop(h *C.net_mesh_runtime, origin C.uint64_t) (rc C.int) 
 		return fail(err)
 	}
 	r.mu.Lock()
-	o, ok := r.owned[uint64(origin)]
+	f, ok := r.owned[uint64(origin)]
 	delete(r.owned, uint64(origin))
 	r.mu.Unlock()
 	if ok {
-		o.release()
+		f.life.close()
 	}
 	return statusOK
 }

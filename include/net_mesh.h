@@ -583,10 +583,14 @@ typedef int (*net_mesh_restore_fn)(void *user_data, const uint8_t *state, size_t
  * daemon's user_data when the library drops the daemon: after stop, shutdown,
  * runtime free, a failed spawn, or when it migrated away; never while another
  * callback of the same daemon is running. It runs on the thread that dropped
- * the daemon: the caller's for stop / shutdown / free, a library thread (or
- * the executor's) for a migration target that rolled back, a library thread
- * after a migration away that this runtime orchestrated (when another node
- * orchestrated it, at stop / shutdown / free of this runtime).
+ * the daemon: the caller's for stop / shutdown / free (or, if a callback of
+ * the daemon is still running elsewhere, that callback's thread when it
+ * returns), a library thread (or the executor's) for a migration target that
+ * rolled back, and a library thread once a migration away is final on this
+ * node — whoever orchestrated it (the target acknowledged, or this node
+ * gave the daemon to a target another node drives). It runs after the
+ * library released its own locks: it may call this library (a call to its
+ * own, already dropped daemon gives _DAEMON_NOT_FOUND).
  */
 typedef struct net_mesh_daemon_vtable {
     uint32_t size; /* sizeof(net_mesh_daemon_vtable) */

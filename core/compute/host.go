@@ -101,6 +101,9 @@ type Processed struct {
 // NewHost wraps a fresh daemon for identity kp with a chain at genesis.
 func NewHost(d Daemon, kp *identity.Keypair, cfg DaemonConfig) (*DaemonHost, error) {
 	if d == nil || kp == nil {
+		if d != nil {
+			closeUnhosted(d)
+		}
 		return nil, wrapErr(ErrInvalidArgument, "nil daemon or keypair", nil)
 	}
 	return newHost(d, kp, kp.OriginHash(), cfg, causal.NewChain(kp.OriginHash())), nil
@@ -116,8 +119,14 @@ func newHost(d Daemon, kp *identity.Keypair, origin uint64, cfg DaemonConfig, ch
 // snap.ChainLink with the state standing in as head payload, the horizon is
 // empty, stats are zero and the ledger comes from snap.Bindings. The full
 // 32-byte entity id must match kp (ErrSnapshotIdentityMismatch). A bad
-// ledger or a failing Restore gives ErrRestoreFailed.
-func RestoreHost(d Daemon, kp *identity.Keypair, snap *causal.Snapshot, cfg DaemonConfig) (*DaemonHost, error) {
+// ledger or a failing Restore gives ErrRestoreFailed. d is owned by the
+// call: on error its Close hook (if any) has run.
+func RestoreHost(d Daemon, kp *identity.Keypair, snap *causal.Snapshot, cfg DaemonConfig) (_ *DaemonHost, err error) {
+	defer func() {
+		if err != nil && d != nil {
+			closeUnhosted(d)
+		}
+	}()
 	if d == nil || kp == nil || snap == nil {
 		return nil, wrapErr(ErrInvalidArgument, "nil daemon, keypair or snapshot", nil)
 	}
@@ -198,11 +207,13 @@ func (h *DaemonHost) ChainHead() causal.Link {
 // does not wait for a call in progress.
 //
 // If the daemon implements Closer, its Close runs exactly once, never
-// concurrently with another call into the daemon: right here when the daemon
-// is idle, otherwise as soon as the call in progress returns (on that call's
-// goroutine or on a helper goroutine waiting for it). The runtime may close
-// hosts while holding its own locks, so a Close hook must not call back into
-// the Runtime; it should only release. A panic in the hook is recovered.
+// concurrently with another call into the daemon and never under a lock of
+// the host or the runtime: right here, on the caller's goroutine, when the
+// daemon is idle; otherwise as soon as the call in progress returns, on that
+// call's goroutine (or, rarely, on a helper goroutine waiting for it). The
+// runtime closes hosts only after releasing its own locks, so a hook may call
+// back into the Runtime (a call to its own daemon finds it gone). A panic in
+// the hook is recovered.
 func (h *DaemonHost) Close() {
 	if h.closed.Swap(true) {
 		return
@@ -220,17 +231,38 @@ func (h *DaemonHost) Close() {
 	}()
 }
 
-// unlock releases mu, first running the daemon's Close hook when the host was
-// closed and the hook has not run yet. Every mu holder that can overlap
-// Close releases through it.
+// unlock releases mu and then, when the host was closed and the hook has not
+// run yet, runs the daemon's Close hook. Every mu holder that can overlap
+// Close releases through it. The hook runs after mu is released; that is
+// still exclusive, because every path that calls into the daemon checks
+// closed under mu first.
 func (h *DaemonHost) unlock() {
+	var c Closer
 	if h.closed.Load() && !h.closeDone {
 		h.closeDone = true
-		if c, ok := h.daemon.(Closer); ok {
-			callClose(c)
-		}
+		c, _ = h.daemon.(Closer)
 	}
 	h.mu.Unlock()
+	if c != nil {
+		callClose(c)
+	}
+}
+
+// closeUnhosted runs the Close hook of a daemon handed to the runtime that
+// never got a host (a failed spawn or restore): ownership passed with the
+// call, so nobody else will.
+func closeUnhosted(d Daemon) {
+	if c, ok := d.(Closer); ok {
+		callClose(c)
+	}
+}
+
+// CloseUnhosted is closeUnhosted for core/migration: a daemon a migration
+// target built that never became a host.
+func CloseUnhosted(d Daemon) {
+	if d != nil {
+		closeUnhosted(d)
+	}
 }
 
 func (h *DaemonHost) notFound() error {
@@ -478,6 +510,9 @@ func (h *DaemonHost) Cutover(node uint64) ([]causal.Event, error) {
 func (h *DaemonHost) Resume(prefix []causal.Event) ([]Processed, error) {
 	h.mu.Lock()
 	defer h.unlock()
+	if h.closed.Load() {
+		return nil, h.notFound()
+	}
 	if HostPhase(h.phase.Load()) == PhaseMoved {
 		return nil, &MigrationError{Detail: MigrationWrongPhase, Msg: "daemon already moved"}
 	}

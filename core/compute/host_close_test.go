@@ -141,3 +141,87 @@ func TestHostDaemonMayReuseOutputSlice(t *testing.T) {
 	assert.Equal(t, []byte("two"), o2[0].Payload)
 	assert.Equal(t, causal.ParentHash(o1[0].Link, []byte("one")), o2[0].Link.Parent)
 }
+
+// reentrantDaemon's Close hook calls back into the runtime, as a host
+// language's finalizer may (it reads counts, delivers to other daemons).
+type reentrantDaemon struct {
+	echoDaemon
+	rt     *Runtime
+	origin uint64
+	closed chan error
+}
+
+func (d *reentrantDaemon) Close() {
+	_ = d.rt.DaemonCount()
+	_, err := d.rt.Deliver(d.origin, inputEvent(1, 1, nil)) // its own daemon: gone
+	d.closed <- err
+}
+
+// awaitClose waits for the hook; a hook run under a runtime lock deadlocks
+// and never reports (the bound only turns that hang into a failure).
+func awaitClose(t *testing.T, ch chan error, want error, what string) {
+	t.Helper()
+	select {
+	case err := <-ch:
+		assert.ErrorIs(t, err, want, what)
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s: the Close hook deadlocked calling back into the runtime", what)
+	}
+}
+
+func TestCloseHookMayCallBackIntoRuntime(t *testing.T) {
+	net := NewFakeNetwork()
+	defer net.Close()
+	rt := NewRuntime(net.NewNode(), WithWorkers(1))
+	require.NoError(t, rt.Start(bg))
+	spawn := func() *reentrantDaemon {
+		kp := newKeypair(t)
+		d := &reentrantDaemon{rt: rt, origin: kp.OriginHash(), closed: make(chan error, 1)}
+		_, err := rt.SpawnWithDaemon(bg, kp, DaemonConfig{}, d, func() (Daemon, error) { return echoDaemon{}, nil })
+		require.NoError(t, err)
+		return d
+	}
+	a, b := spawn(), spawn()
+	stopped := make(chan error, 1)
+	go func() { stopped <- rt.Stop(bg, a.origin) }()
+	awaitClose(t, a.closed, ErrDaemonNotFound, "stop")
+	require.NoError(t, <-stopped)
+	shut := make(chan error, 1)
+	go func() { shut <- rt.Shutdown(bg) }()
+	awaitClose(t, b.closed, ErrShuttingDown, "shutdown")
+	require.NoError(t, <-shut)
+}
+
+// A daemon handed to the runtime that never gets a host is closed, once,
+// before the failing call returns.
+func TestFailedSpawnClosesTheDaemon(t *testing.T) {
+	net := NewFakeNetwork()
+	defer net.Close()
+	rt := NewRuntime(net.NewNode(), WithWorkers(1))
+	t.Cleanup(func() { assert.NoError(t, rt.Shutdown(bg)) })
+	var built []*closingDaemon
+	require.NoError(t, rt.RegisterFactory("c", func() (Daemon, error) {
+		d := &closingDaemon{}
+		built = append(built, d)
+		return d, nil
+	}))
+	require.NoError(t, rt.Start(bg))
+	kp := newKeypair(t)
+	_, err := rt.Spawn(bg, "c", kp, DaemonConfig{})
+	require.NoError(t, err)
+	// same origin through the caller-built path: already registered
+	dup := &closingDaemon{}
+	_, err = rt.SpawnWithDaemon(bg, kp, DaemonConfig{}, dup, func() (Daemon, error) { return &closingDaemon{}, nil })
+	require.ErrorIs(t, err, ErrAlreadyRegistered)
+	assert.Equal(t, int32(1), dup.closes.Load())
+	// a restore that fails
+	bad := &failingRestoreDaemon{}
+	_, err = RestoreHost(bad, kp, &causal.Snapshot{EntityID: kp.EntityID(), ChainLink: causal.Link{Origin: kp.OriginHash()}, State: []byte("x")}, DaemonConfig{})
+	require.ErrorIs(t, err, ErrRestoreFailed)
+	assert.Equal(t, int32(1), bad.closes.Load())
+	assert.Equal(t, int32(0), built[0].closes.Load(), "the registered daemon is untouched")
+}
+
+type failingRestoreDaemon struct{ closingDaemon }
+
+func (d *failingRestoreDaemon) Restore([]byte) error { return assert.AnError }

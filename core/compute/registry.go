@@ -124,7 +124,9 @@ func (r *registry) removeFactory(e *FactoryEntry) bool {
 	return true
 }
 
-// removeOrigin removes origin's host (closing it) and factory entry.
+// removeOrigin removes origin's host and factory entry. The caller closes
+// the host, after the registry lock is released: a daemon's Close hook (a
+// host language's finalizer) may call back into the runtime.
 func (r *registry) removeOrigin(origin uint64) (*DaemonHost, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -132,20 +134,22 @@ func (r *registry) removeOrigin(origin uint64) (*DaemonHost, bool) {
 	if h == nil {
 		return nil, false
 	}
-	h.Close()
 	delete(r.hosts, origin)
 	delete(r.factories, origin)
 	return h, true
 }
 
-// clear closes every host and drops every entry and tombstone.
-func (r *registry) clear() {
+// clear drops every host, entry and tombstone and returns the hosts, for
+// the caller to close once the lock is released (see removeOrigin).
+func (r *registry) clear() []*DaemonHost {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	hs := make([]*DaemonHost, 0, len(r.hosts))
 	for _, h := range r.hosts {
-		h.Close()
+		hs = append(hs, h)
 	}
 	clear(r.hosts)
 	clear(r.factories)
 	clear(r.moved)
+	return hs
 }

@@ -228,7 +228,9 @@ func (r *Runtime) Start(ctx context.Context) error {
 // left running.
 func (r *Runtime) Shutdown(ctx context.Context) error {
 	r.state.Store(uint32(StateShuttingDown))
-	r.reg.clear()
+	for _, h := range r.reg.clear() {
+		h.Close() // no registry lock held: a Close hook may call back in
+	}
 	if b := r.migH.Load(); b != nil {
 		if s, ok := b.h.(interface{ RuntimeShutdown() }); ok {
 			s.RuntimeShutdown()
@@ -335,7 +337,7 @@ func (r *Runtime) Spawn(ctx context.Context, kind string, kp *identity.Keypair, 
 	if err != nil {
 		return nil, err
 	}
-	return r.register(&FactoryEntry{Kind: kind, Factory: f, Origin: kp.OriginHash(), Keypair: kp, Config: cfg}, func() (*DaemonHost, error) {
+	return r.register(&FactoryEntry{Kind: kind, Factory: f, Origin: kp.OriginHash(), Keypair: kp, Config: cfg}, d, func() (*DaemonHost, error) {
 		return NewHost(d, kp, cfg)
 	})
 }
@@ -352,7 +354,7 @@ func (r *Runtime) SpawnWithDaemon(ctx context.Context, kp *identity.Keypair, cfg
 	if kp == nil || d == nil || kindFactory == nil {
 		return nil, wrapErr(ErrInvalidArgument, "nil keypair, daemon or factory", nil)
 	}
-	return r.register(&FactoryEntry{Factory: kindFactory, Origin: kp.OriginHash(), Keypair: kp, Config: cfg}, func() (*DaemonHost, error) {
+	return r.register(&FactoryEntry{Factory: kindFactory, Origin: kp.OriginHash(), Keypair: kp, Config: cfg}, d, func() (*DaemonHost, error) {
 		return NewHost(d, kp, cfg)
 	})
 }
@@ -380,7 +382,7 @@ func (r *Runtime) SpawnFromSnapshot(ctx context.Context, kind string, kp *identi
 	if err != nil {
 		return nil, err
 	}
-	return r.register(&FactoryEntry{Kind: kind, Factory: f, Origin: kp.OriginHash(), Keypair: kp, Config: cfg}, func() (*DaemonHost, error) {
+	return r.register(&FactoryEntry{Kind: kind, Factory: f, Origin: kp.OriginHash(), Keypair: kp, Config: cfg}, d, func() (*DaemonHost, error) {
 		return RestoreHost(d, kp, snap, cfg)
 	})
 }
@@ -397,7 +399,7 @@ func (r *Runtime) SpawnFromSnapshotWithDaemon(ctx context.Context, kp *identity.
 	if d == nil || kindFactory == nil {
 		return nil, wrapErr(ErrInvalidArgument, "nil daemon or factory", nil)
 	}
-	return r.register(&FactoryEntry{Factory: kindFactory, Origin: kp.OriginHash(), Keypair: kp, Config: cfg}, func() (*DaemonHost, error) {
+	return r.register(&FactoryEntry{Factory: kindFactory, Origin: kp.OriginHash(), Keypair: kp, Config: cfg}, d, func() (*DaemonHost, error) {
 		return RestoreHost(d, kp, snap, cfg)
 	})
 }
@@ -435,11 +437,14 @@ func (r *Runtime) alreadyRegistered(origin uint64) error {
 	return wrapErr(ErrAlreadyRegistered, originStr(origin), nil)
 }
 
-// register inserts entry, then the host mk builds (user code: restore runs
-// with no registry lock held), then fences against a racing Shutdown. Every
-// rollback removes exactly what this call inserted.
-func (r *Runtime) register(entry *FactoryEntry, mk func() (*DaemonHost, error)) (*DaemonHandle, error) {
+// register inserts entry, then the host mk builds from d (user code:
+// restore runs with no registry lock held), then fences against a racing
+// Shutdown. Every rollback removes exactly what this call inserted. d is
+// owned by the call: on error it has been closed (Closer), once — by mk's
+// constructor when that failed, else here.
+func (r *Runtime) register(entry *FactoryEntry, d Daemon, mk func() (*DaemonHost, error)) (*DaemonHandle, error) {
 	if !r.reg.insertFactory(entry) {
+		closeUnhosted(d)
 		return nil, r.alreadyRegistered(entry.Origin)
 	}
 	h, err := mk()
@@ -449,12 +454,13 @@ func (r *Runtime) register(entry *FactoryEntry, mk func() (*DaemonHost, error)) 
 	}
 	if !r.reg.insertHost(h) {
 		r.reg.removeFactory(entry)
+		h.Close()
 		return nil, r.alreadyRegistered(entry.Origin)
 	}
 	if r.State() == StateShuttingDown {
-		h.Close()
 		r.reg.removeHost(h)
 		r.reg.removeFactory(entry)
+		h.Close()
 		return nil, ErrShuttingDown
 	}
 	return &DaemonHandle{rt: r, origin: h.origin, id: h.EntityID()}, nil
@@ -468,7 +474,8 @@ func (r *Runtime) Stop(ctx context.Context, origin uint64) error {
 	if r.State() == StateRegistering {
 		return ErrNotReady
 	}
-	if _, ok := r.reg.removeOrigin(origin); ok {
+	if h, ok := r.reg.removeOrigin(origin); ok {
+		h.Close() // no registry lock held: a Close hook may call back in
 		return nil
 	}
 	if r.State() == StateShuttingDown {
@@ -748,8 +755,8 @@ func (r *Runtime) InsertHost(h *DaemonHost) error {
 		return r.alreadyRegistered(h.origin)
 	}
 	if r.State() == StateShuttingDown {
-		h.Close()
 		r.reg.removeHost(h)
+		h.Close()
 		return ErrShuttingDown
 	}
 	return nil

@@ -283,9 +283,13 @@ func (e *Engine) RuntimeShutdown() {
 	}
 	type note struct{ to, origin uint64 }
 	var notes []note
+	var moved []*compute.DaemonHost // cut over, not in the registry: closed here
 	for o, s := range e.src {
 		if s.orch != e.self {
 			notes = append(notes, note{s.orch, o})
+		}
+		if s.cutover {
+			moved = append(moved, s.host)
 		}
 	}
 	for o, t := range e.tgt {
@@ -298,6 +302,9 @@ func (e *Engine) RuntimeShutdown() {
 	clear(e.activated)
 	clear(e.handback)
 	e.mu.Unlock()
+	for _, h := range moved {
+		h.Close()
+	}
 	reason := stateFailed("runtime shut down")
 	for _, r := range orchs {
 		e.mu.Lock()

@@ -402,7 +402,7 @@ func (e *Engine) onActivateAck(from uint64, m *msg.Message) {
 	e.mu.Unlock()
 	e.setPhase(r, PhaseComplete, nil)
 	if s := e.localSrc(r); s != nil {
-		e.dropSrc(s)
+		e.srcRelease(s) // final: the moved-away daemon is closed
 	}
 	e.finish(r, nil)
 }
@@ -516,7 +516,7 @@ func (e *Engine) timeout(r *orchRec, err error, why msg.Reason) bool {
 	}
 	return e.finishThen(r, err, func() {
 		if s := e.localSrc(r); s != nil {
-			e.dropSrc(s)
+			e.srcRelease(s)
 		}
 	})
 }

@@ -97,6 +97,23 @@ func (e *Engine) dropSrc(s *srcRec) bool {
 	return true
 }
 
+// srcRelease ends the source side of a migration that will not come back:
+// the record is dropped and, if the daemon was cut over, its host is closed
+// (the daemon's Close hook runs: a host language's finalizer). Until now the
+// host had to stay open, because UndoCutover can still bring the daemon back
+// while the record exists.
+func (e *Engine) srcRelease(s *srcRec) {
+	if !e.dropSrc(s) {
+		return
+	}
+	e.mu.Lock()
+	cut := s.cutover
+	e.mu.Unlock()
+	if cut {
+		s.host.Close()
+	}
+}
+
 // srcTake takes the events queued on the source so far (for shipping
 // before cutover).
 func (e *Engine) srcTake(s *srcRec) []causal.Event {
@@ -205,8 +222,8 @@ func (e *Engine) onCutoverNotify(from uint64, m *msg.Message) {
 		e.log(compute.LogWarn, "migration: CleanupComplete not sent", map[string]any{"origin": m.Origin, "error": err.Error()})
 	}
 	if from != e.self {
-		// A remote orchestrator sends nothing more to the source.
-		e.dropSrc(s)
+		// A remote orchestrator sends nothing more to the source: final.
+		e.srcRelease(s)
 	}
 }
 
@@ -217,7 +234,7 @@ func (e *Engine) srcOrchGone(s *srcRec) {
 	cut := s.cutover
 	e.mu.Unlock()
 	if cut {
-		e.dropSrc(s)
+		e.srcRelease(s)
 		return
 	}
 	e.srcAbort(s)

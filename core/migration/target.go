@@ -155,6 +155,7 @@ func (e *Engine) restore(t *tgtRec, data []byte) {
 	if err := e.rt.CallUser(context.Background(), func() {
 		d, ferr := entry.Factory()
 		if ferr != nil || d == nil {
+			compute.CloseUnhosted(d)
 			rerr = errors.Join(errors.New("factory failed"), ferr)
 			return
 		}
@@ -168,10 +169,12 @@ func (e *Engine) restore(t *tgtRec, data []byte) {
 	}
 	// Direct deliveries are refused until the gate opens (see tgtRec).
 	if err := h.BeginMigrationBuffering(compute.BufferRules{Refuse: true}); err != nil {
+		h.Close()
 		e.tgtFail(t, stateFailed(err.Error()), true)
 		return
 	}
 	if err := e.rt.InsertHost(h); err != nil {
+		h.Close()
 		e.tgtFail(t, stateFailed("registering the restored daemon: "+err.Error()), true)
 		return
 	}

@@ -322,6 +322,33 @@ static void counter_roundtrip(void) {
     pthread_mutex_destroy(&rec.mu);
 }
 
+/* ---- 1b. the target orchestrates: the source's instance is still finalized
+ * as soon as the move is final (before: only at the source's stop/free) ---- */
+
+static void orchestrated_by_target(void) {
+    pair p = new_pair(1);
+    net_mesh_identity *id = NULL;
+    OK(net_mesh_identity_generate(&id));
+    uint64_t origin = origin_of(id);
+    OK(net_mesh_runtime_expect_migration(p.rb, "counter", origin, NULL));
+    OK(net_mesh_runtime_spawn(p.ra, "counter", id, NULL, NULL));
+    CHECK(deliver_count(p.ra, origin, NET_MESH_OK) == 1);
+    int fin_before = atomic_load(&daemons_finalized);
+    net_mesh_migration *m = NULL;
+    OK(net_mesh_runtime_start_migration(p.rb, origin, p.aid, p.bid, NULL, &m));
+    OK(net_mesh_migration_wait(m, 10000, 0));
+    net_mesh_migration_free(m);
+    CHECK(deliver_count(p.rb, origin, NET_MESH_OK) == 2);
+    /* A finalizes its instance on a library thread once the move is final */
+    for (int i = 0; i < 500 && atomic_load(&daemons_finalized) < fin_before + 1; i++) sleep_ms(10);
+    CHECK(atomic_load(&daemons_finalized) == fin_before + 1);
+    OK(net_mesh_runtime_stop(p.rb, origin));
+    CHECK(atomic_load(&daemons_finalized) == fin_before + 2);
+    free_pair(&p);
+    CHECK(atomic_load(&daemons_finalized) == fin_before + 2); /* exactly once each */
+    net_mesh_identity_free(id);
+}
+
 /* ---- 2. failures: factory-not-found (read from another thread), unknown
  * target, not ready ---- */
 
@@ -796,6 +823,7 @@ static void bad_input(void) {
 
 int main(void) {
     counter_roundtrip();
+    orchestrated_by_target();
     failures();
     stuck_target(1);
     stuck_target(0);

@@ -2,7 +2,9 @@
  * (BEHAVIOUR §1–2, §5 runtime list), plus two nodes and a channel. */
 #include "harness.h"
 #include "daemons.h"
+#include <pthread.h>
 #include <time.h>
+#include <unistd.h>
 
 static uint64_t origin_of(net_mesh_identity *id) {
     uint64_t o = 0;
@@ -430,8 +432,75 @@ static void two_nodes(void) {
     net_mesh_identity_free(issuer);
 }
 
+/* ---- a finalizer that calls back into the runtime (a binding's finalizer
+ * releasing its object may well do so) runs on the thread that stopped /
+ * shut down, and neither deadlocks nor sees its own daemon still there ---- */
+
+typedef struct reentrant {
+    counter c; /* first: the counter vtable works on it */
+    net_mesh_runtime *rt;
+    uint64_t origin;
+    int ran, count_rc, deliver_rc, same_thread;
+    pthread_t want;
+} reentrant;
+
+static void reentrant_finalize(void *ud) {
+    reentrant *r = ud;
+    uint64_t n = 0;
+    r->count_rc = net_mesh_runtime_daemon_count(r->rt, &n);
+    net_mesh_event ev = make_event(7, 1, "e", 1);
+    net_mesh_event_list outs = {0};
+    r->deliver_rc = net_mesh_runtime_deliver(r->rt, r->origin, &ev, &outs);
+    if (r->deliver_rc == NET_MESH_OK) net_mesh_event_list_free(&outs);
+    r->same_thread = pthread_equal(r->want, pthread_self());
+    r->ran++;
+}
+
+static void reentrant_spawn(net_mesh_runtime *rt, net_mesh_identity *id, reentrant *r) {
+    memset(r, 0, sizeof *r);
+    r->rt = rt;
+    r->origin = origin_of(id);
+    r->want = pthread_self();
+    net_mesh_daemon_vtable vt;
+    counter_vtable(&vt);
+    vt.finalize = reentrant_finalize;
+    net_mesh_factory f;
+    net_mesh_factory_init(&f);
+    f.create = counter_create;
+    OK(net_mesh_runtime_spawn_with_daemon(rt, id, NULL, &vt, r, &f, NULL, NULL));
+}
+
+static void reentrant_finalizers(void) {
+    alarm(30); /* a deadlock fails the test instead of hanging it */
+    net_mesh_node *n = new_node();
+    net_mesh_runtime *rt = NULL;
+    OK(net_mesh_runtime_new(n, NULL, &rt));
+    OK(net_mesh_runtime_start(rt));
+    net_mesh_identity *ida = NULL, *idb = NULL;
+    OK(net_mesh_identity_generate(&ida));
+    OK(net_mesh_identity_generate(&idb));
+    reentrant ra, rb;
+    reentrant_spawn(rt, ida, &ra);
+    reentrant_spawn(rt, idb, &rb);
+    OK(net_mesh_runtime_stop(rt, ra.origin));
+    CHECK(ra.ran == 1 && ra.same_thread); /* before stop returned, on this thread */
+    CHECK(ra.count_rc == NET_MESH_OK);
+    CHECK(ra.deliver_rc == NET_MESH_ERR_DAEMON_NOT_FOUND);
+    OK(net_mesh_runtime_shutdown(rt, 5000));
+    CHECK(rb.ran == 1 && rb.same_thread);
+    CHECK(rb.count_rc == NET_MESH_OK);
+    CHECK(rb.deliver_rc == NET_MESH_ERR_SHUTTING_DOWN);
+    net_mesh_runtime_free(rt);
+    CHECK(ra.ran == 1 && rb.ran == 1); /* exactly once */
+    net_mesh_identity_free(ida);
+    net_mesh_identity_free(idb);
+    net_mesh_node_free(n);
+    alarm(0);
+}
+
 int main(void) {
     lifecycle();
+    reentrant_finalizers();
     deliver_into();
     two_nodes();
     return nm_report("runtime");
