@@ -25,21 +25,17 @@ import (
 	"github.com/netmesh/libnetmesh/core/migration"
 )
 
-// migState is the migration side of one runtime handle: its engine, the
-// handles it orchestrates by origin (for net_mesh_runtime_migration_phase)
-// and the output sink.
+// migState is the migration side of one runtime handle: its engine and the
+// output sink.
 type migState struct {
 	eng  *migration.Engine
 	sink atomic.Pointer[sinkCB]
-
-	mu     sync.Mutex
-	byOrig map[uint64]*migration.Handle
 }
 
 // attachMigration gives a new runtime its migration engine, so the node can
 // send and receive daemons, and routes unattended outputs to the host sink.
 func attachMigration(r *rtObj) *migState {
-	s := &migState{eng: migration.Attach(r.rt, r.node.n), byOrig: make(map[uint64]*migration.Handle)}
+	s := &migState{eng: migration.Attach(r.rt, r.node.n)}
 	r.rt.SetOutputSink(s.deliverSink)
 	return s
 }
@@ -262,9 +258,6 @@ func net_mesh_runtime_start_migration(h *C.net_mesh_runtime, origin, source, tar
 		return fail(err)
 	}
 	m.h = hd
-	r.mig.mu.Lock()
-	r.mig.byOrig[uint64(origin)] = hd
-	r.mig.mu.Unlock()
 	go func() {
 		defer func() {
 			if v := recover(); v != nil {
@@ -272,11 +265,6 @@ func net_mesh_runtime_start_migration(h *C.net_mesh_runtime, origin, source, tar
 			}
 		}()
 		<-hd.Done()
-		r.mig.mu.Lock()
-		if r.mig.byOrig[hd.Origin()] == hd {
-			delete(r.mig.byOrig, hd.Origin())
-		}
-		r.mig.mu.Unlock()
 		m.finish(hd.Err())
 	}()
 	*out = (*C.net_mesh_migration)(mint(kindMigration, m))
@@ -307,13 +295,8 @@ func net_mesh_runtime_migration_phase(h *C.nm_cruntime, origin C.uint64_t, out *
 	if out == nil {
 		return fail(errNilOut)
 	}
-	r.mig.mu.Lock()
-	hd := r.mig.byOrig[uint64(origin)]
-	r.mig.mu.Unlock()
-	*out = C.NET_MESH_MIGRATION_PHASE_NONE
-	if hd != nil {
-		*out = cPhase(hd.Phase())
-	}
+	// Every role this runtime plays (orchestrator, source, target).
+	*out = cPhase(r.mig.eng.Phase(uint64(origin)))
 	return statusOK
 }
 

@@ -994,10 +994,19 @@ int net_mesh_runtime_start_migration(net_mesh_runtime *rt, uint64_t origin, uint
 int net_mesh_migration_phase(const net_mesh_migration *m, int *phase_out);
 
 /*
- * The phase of the migration of origin that this runtime orchestrates
- * (started with net_mesh_runtime_start_migration on this runtime), or
- * NET_MESH_MIGRATION_PHASE_NONE. Returns NET_MESH_OK, _BAD_HANDLE,
- * _INVALID_ARGUMENT.
+ * The phase of a migration of origin in which this runtime takes part, in
+ * any role, or NET_MESH_MIGRATION_PHASE_NONE (none, or it ended here):
+ *  - orchestrator (started with net_mesh_runtime_start_migration on this
+ *    runtime): the same phase as net_mesh_migration_phase;
+ *  - source driven by another node: SNAPSHOT until its snapshot is taken,
+ *    TRANSFER while it waits for the target, CUTOVER once it gave the daemon
+ *    up (until the move is final here);
+ *  - target: TRANSFER while the snapshot arrives, RESTORE while it restores,
+ *    REPLAY once the daemon is registered (deliver is refused with
+ *    _MIGRATION "wrong-phase" until its first replay completed), CUTOVER once
+ *    it learnt that the source cut over; NONE again once it activated the
+ *    daemon (or rolled back).
+ * Returns NET_MESH_OK, _BAD_HANDLE, _INVALID_ARGUMENT.
  */
 int net_mesh_runtime_migration_phase(const net_mesh_runtime *rt, uint64_t origin, int *phase_out);
 

@@ -67,3 +67,41 @@ func TestSourceClosesMigratedAwayDaemon(t *testing.T) {
 		})
 	}
 }
+
+// Engine.Phase covers every role, not only the orchestrator's: here a third
+// node orchestrates, and source and target report their own view.
+func TestEnginePhaseCoversSourceAndTarget(t *testing.T) {
+	a, b, c := withOrchestrator(t)
+	kp := spawn(t, a, "counter")
+	o := kp.OriginHash()
+	require.NoError(t, b.rt.ExpectMigration("counter", o, compute.DaemonConfig{}))
+	b.eng.PinOrchestrator(o, c.id)
+	for _, n := range []*tnode{a, b, c} {
+		_, ok := n.eng.Phase(o)
+		assert.False(t, ok, "no migration yet")
+	}
+	type seen struct {
+		src, tgt, orch Phase
+		srcOK, tgtOK   bool
+	}
+	var atReplay seen
+	opts := DefaultOpts()
+	opts.Progress = func(p Progress) {
+		// Pushed on c's lane when RestoreComplete arrives, before c ships
+		// the buffered events: b has registered the daemon, a waits.
+		if p.Phase == PhaseReplay {
+			atReplay.src, atReplay.srcOK = a.eng.Phase(o)
+			atReplay.tgt, atReplay.tgtOK = b.eng.Phase(o)
+			atReplay.orch, _ = c.eng.Phase(o)
+		}
+	}
+	h, err := c.eng.StartMigrationWith(ctx10(t), o, a.id, b.id, opts)
+	require.NoError(t, err)
+	require.NoError(t, h.Wait(ctx10(t)))
+	assert.Equal(t, seen{src: PhaseTransfer, srcOK: true, tgt: PhaseReplay, tgtOK: true, orch: PhaseReplay}, atReplay)
+	noRecords(t, a, b, c)
+	for _, n := range []*tnode{a, b, c} {
+		_, ok := n.eng.Phase(o)
+		assert.False(t, ok, "ended")
+	}
+}

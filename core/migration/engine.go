@@ -190,6 +190,46 @@ func (e *Engine) Active(origin uint64) bool {
 	return e.orch[origin] != nil || e.src[origin] != nil || e.tgt[origin] != nil
 }
 
+// Phase is where the migration of origin stands as this node sees it, in
+// whichever role it takes part; false when it takes part in none (or the
+// migration ended here). The orchestrator's view wins when this node also
+// orchestrates (it is the Handle's phase). Otherwise:
+//
+//   - source: Snapshot until its snapshot is taken, Transfer while it waits
+//     for the target (it cannot tell restore from replay), Cutover once it
+//     gave the daemon up and until the move is final here;
+//   - target: Transfer while chunks arrive, Restore while it restores,
+//     Replay once the daemon is registered and replaying, Cutover once it
+//     learnt that the source cut over (until it activates).
+func (e *Engine) Phase(origin uint64) (Phase, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if r := e.orch[origin]; r != nil && !r.finished {
+		return r.phase, true
+	}
+	if s := e.src[origin]; s != nil {
+		switch {
+		case s.cutover:
+			return PhaseCutover, true
+		case s.sent:
+			return PhaseTransfer, true
+		}
+		return PhaseSnapshot, true
+	}
+	if t := e.tgt[origin]; t != nil {
+		switch {
+		case t.state == tgtAssembling:
+			return PhaseTransfer, true
+		case t.state == tgtRestoring:
+			return PhaseRestore, true
+		case t.cutSeen:
+			return PhaseCutover, true
+		}
+		return PhaseReplay, true
+	}
+	return 0, false
+}
+
 // Records is the number of records this node holds, all roles together.
 func (e *Engine) Records() int {
 	e.mu.Lock()

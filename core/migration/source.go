@@ -18,6 +18,7 @@ type srcRec struct {
 	target  uint64
 	host    *compute.DaemonHost
 	shipped []causal.Event // every event taken off the host's queue, in order
+	sent    bool           // the snapshot was taken (and handed to the mesh)
 	cutover bool
 }
 
@@ -83,6 +84,9 @@ func (e *Engine) beginSource(origin, orch, target uint64, sealID, viaExec bool) 
 	if n := snap.EncodedLen(); n > msg.MaxSnapshotBytes {
 		return fail(localErr(compute.MigrationSnapshotTooLarge, "%d bytes (limit %d)", n, msg.MaxSnapshotBytes))
 	}
+	e.mu.Lock()
+	s.sent = true
+	e.mu.Unlock()
 	return s, snap.Encode(), snap.ThroughSeq, nil
 }
 

@@ -478,6 +478,9 @@ static void stuck_target(int use_cancel) {
     CHECK(phase == NET_MESH_MIGRATION_PHASE_RESTORE);
     OK(net_mesh_runtime_migration_phase(p.ra, origin, &phase));
     CHECK(phase == NET_MESH_MIGRATION_PHASE_RESTORE);
+    /* the target's own view (it does not orchestrate) */
+    OK(net_mesh_runtime_migration_phase(p.rb, origin, &phase));
+    CHECK(phase == NET_MESH_MIGRATION_PHASE_RESTORE);
     EXPECT(NET_MESH_ERR_INVALID_ARGUMENT, net_mesh_migration_wait(m, 10, 0x80));
     if (use_cancel) {
         OK(net_mesh_migration_cancel(m));
@@ -505,10 +508,16 @@ static void stuck_target(int use_cancel) {
     CHECK(sa.n == 1 && sa.vals[0] == 2 && sa.origin == origin);
     pthread_mutex_unlock(&sa.mu);
     CHECK(deliver_count(p.ra, origin, NET_MESH_OK) == 3);
-    /* let B's restore run now: the target has no record and rolls back */
-    ex_pump();
-    sleep_ms(100);
-    ex_pump();
+    /* let B's restore run now; the failure report queued behind it rolls
+     * the target back: wait for that observable end, not a fixed time */
+    int rb_phase = -1;
+    for (int i = 0; i < 1000; i++) {
+        ex_pump();
+        OK(net_mesh_runtime_migration_phase(p.rb, origin, &rb_phase));
+        if (rb_phase == NET_MESH_MIGRATION_PHASE_NONE && count_of(p.rb) == 0) break;
+        ex_wait_post(10);
+    }
+    CHECK(rb_phase == NET_MESH_MIGRATION_PHASE_NONE);
     CHECK(count_of(p.ra) == 1 && count_of(p.rb) == 0);
     net_mesh_migration_free(m);
     OK(net_mesh_runtime_set_output_sink(p.ra, NULL, NULL, NULL));
@@ -594,6 +603,9 @@ static void single_threaded_target(void) {
         else ex_wait_post(20);
     }
     CHECK(count_of(p.rb) == 1);
+    int tphase = -1;
+    OK(net_mesh_runtime_migration_phase(p.rb, origin, &tphase));
+    CHECK(tphase == NET_MESH_MIGRATION_PHASE_REPLAY);
     /* Restored, replay not run: direct deliveries are refused (nothing a
      * rollback would have to give back), whatever the payload. */
     CHECK(is_migration_error(deliver_len(p.rb, origin, 1, &v), "wrong-phase"));
