@@ -42,12 +42,24 @@ func net_mesh_runtime_set_executor(h *C.net_mesh_runtime, post C.net_mesh_execut
 	var e *executor
 	if post != nil {
 		e = &executor{post: post, life: l}
+	}
+	r.mu.Lock() // against a racing net_mesh_runtime_free (see rtObj.freed)
+	if r.freed {
+		r.mu.Unlock()
+		l.close()
+		return fail(badHandle(unsafe.Pointer(h), kindRuntime))
+	}
+	if e != nil {
 		r.rt.SetExecutor(e.run)
 	} else {
 		r.rt.SetExecutor(nil)
+	}
+	old := r.exec.Swap(e)
+	r.mu.Unlock()
+	if e == nil {
 		l.close()
 	}
-	if old := r.exec.Swap(e); old != nil {
+	if old != nil {
 		old.life.close()
 	}
 	return statusOK

@@ -40,13 +40,6 @@ func attachMigration(r *rtObj) *migState {
 	return s
 }
 
-// close releases the host's sink (runtime free).
-func (s *migState) close() {
-	if old := s.sink.Swap(nil); old != nil {
-		old.life.close()
-	}
-}
-
 // Close makes a C daemon a compute.Closer, the only way its finalizer runs
 // deterministically: compute closes a host whenever it drops it — stop,
 // shutdown, a failed spawn, a migration target rolling back, and a source

@@ -32,6 +32,13 @@ type rtObj struct {
 	mu    sync.Mutex
 	owned map[uint64]*cFactory
 	kinds []*cFactory
+	// freed (under mu) is set by net_mesh_runtime_free before it takes the
+	// kinds, the executor and the sink for finalizing: a setter that looked
+	// the handle up before the free installs under mu only while freed is
+	// false (free then finalizes it), else it finalizes its own argument.
+	// Without this a setter racing free could install after free's last
+	// swap and its finalizer would never run.
+	freed bool
 
 	exec atomic.Pointer[executor]
 	mig  *migState // migration engine and output sink (migration.go, sink.go)
@@ -135,6 +142,10 @@ func net_mesh_runtime_register_factory(h *C.net_mesh_runtime, kind *C.nm_cchar, 
 		return release(err)
 	}
 	r.mu.Lock()
+	if r.freed {
+		r.mu.Unlock()
+		return release(badHandle(unsafe.Pointer(h), kindRuntime))
+	}
 	r.kinds = append(r.kinds, cf)
 	r.mu.Unlock()
 	return statusOK
@@ -198,17 +209,22 @@ func net_mesh_runtime_free(h *C.net_mesh_runtime) {
 	r := v.(*rtObj)
 	_ = r.shutdown(freeTimeout)
 	r.mu.Lock()
+	r.freed = true
 	kinds := r.kinds
 	r.kinds = nil
+	r.rt.SetExecutor(nil)
+	e := r.exec.Swap(nil)
+	sink := r.mig.sink.Swap(nil)
 	r.mu.Unlock()
 	for _, f := range kinds {
 		f.life.close()
 	}
-	r.rt.SetExecutor(nil)
-	if e := r.exec.Swap(nil); e != nil {
+	if e != nil {
 		e.life.close()
 	}
-	r.mig.close()
+	if sink != nil {
+		sink.life.close()
+	}
 }
 
 //export net_mesh_runtime_is_ready

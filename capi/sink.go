@@ -85,10 +85,19 @@ func net_mesh_runtime_set_output_sink(h *C.net_mesh_runtime, fn C.net_mesh_outpu
 	var cb *sinkCB
 	if fn != nil {
 		cb = &sinkCB{fn: fn, life: l}
-	} else {
+	}
+	r.mu.Lock() // against a racing net_mesh_runtime_free (see rtObj.freed)
+	if r.freed {
+		r.mu.Unlock()
+		l.close()
+		return fail(badHandle(unsafe.Pointer(h), kindRuntime))
+	}
+	old := r.mig.sink.Swap(cb)
+	r.mu.Unlock()
+	if cb == nil {
 		l.close()
 	}
-	if old := r.mig.sink.Swap(cb); old != nil {
+	if old != nil {
 		old.life.close()
 	}
 	return statusOK

@@ -891,7 +891,11 @@ int net_mesh_task_run(net_mesh_task *task);
 int net_mesh_callback_probe(net_mesh_task_fn callback, void *user_data);
 
 /* Shut the runtime down (waiting for the pool) and release the handle;
- * finalizers of factories and the executor run on this thread. NULL / freed: no-op. */
+ * finalizers of factories, the executor and the output sink run on this
+ * thread. A setter (set_executor, set_output_sink, register_factory) racing
+ * this either installs before it (finalized here) or gets _BAD_HANDLE (its
+ * finalizer runs at once): every finalizer still runs exactly once.
+ * NULL / freed: no-op. */
 void net_mesh_runtime_free(net_mesh_runtime *rt);
 
 /* ------------------------------------------------------------------ */

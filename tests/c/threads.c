@@ -137,7 +137,72 @@ static int noop_create(void *fud, net_mesh_daemon_vtable *vt, void **ud) {
     return 0;
 }
 
+/* ---- set_output_sink / set_executor / register_factory racing
+ * runtime_free: every finalizer handed over runs exactly once, whichever
+ * wins (installed and then released by free, or refused as a bad handle) */
+
+static atomic_int race_handed, race_finalized;
+static void race_fin(void *ud) {
+    (void)ud;
+    atomic_fetch_add(&race_finalized, 1);
+}
+static void race_sink(void *ud, uint64_t origin, const net_mesh_event_list *outs) {
+    (void)ud; (void)origin; (void)outs;
+}
+static void race_post(void *ud, net_mesh_task *t) {
+    (void)ud;
+    net_mesh_task_run(t);
+}
+static int race_create(void *fud, net_mesh_daemon_vtable *vt, void **ud) {
+    return counter_create(fud, vt, ud);
+}
+typedef struct racer { net_mesh_runtime *rt; int which; atomic_int *started; } racer;
+static void *race_setter(void *arg) {
+    racer *r = arg;
+    for (int i = 0; i < 400; i++) {
+        if (i == 1) atomic_fetch_add(r->started, 1); /* free starts once all are busy */
+        atomic_fetch_add(&race_handed, 1);
+        if (r->which == 0) {
+            (void)net_mesh_runtime_set_output_sink(r->rt, race_sink, NULL, race_fin);
+        } else if (r->which == 1) {
+            (void)net_mesh_runtime_set_executor(r->rt, race_post, NULL, race_fin);
+        } else {
+            char kind[32];
+            snprintf(kind, sizeof kind, "k%d", i);
+            net_mesh_factory f;
+            net_mesh_factory_init(&f);
+            f.create = race_create;
+            f.finalize = race_fin;
+            (void)net_mesh_runtime_register_factory(r->rt, kind, &f, NULL);
+        }
+    }
+    return NULL;
+}
+
+static void setters_race_free(void) {
+    net_mesh_node *n = NULL;
+    OK(net_mesh_node_new(NULL, &n));
+    for (int round = 0; round < 200; round++) {
+        net_mesh_runtime *r = NULL;
+        OK(net_mesh_runtime_new(n, NULL, &r));
+        atomic_int started = 0;
+        racer rs[3] = {{r, 0, &started}, {r, 1, &started}, {r, 2, &started}};
+        pthread_t th[3];
+        for (int i = 0; i < 3; i++) pthread_create(&th[i], NULL, race_setter, &rs[i]);
+        while (atomic_load(&started) < 3) {
+        }
+        net_mesh_runtime_free(r);
+        for (int i = 0; i < 3; i++) pthread_join(th[i], NULL);
+    }
+    CHECK(atomic_load(&race_finalized) == atomic_load(&race_handed));
+    if (atomic_load(&race_finalized) != atomic_load(&race_handed))
+        fprintf(stderr, "setters_race_free: %d finalizers handed over, %d ran\n", atomic_load(&race_handed),
+                atomic_load(&race_finalized));
+    net_mesh_node_free(n);
+}
+
 int main(void) {
+    setters_race_free();
     net_mesh_node *node = NULL;
     OK(net_mesh_node_new(NULL, &node));
     OK(net_mesh_runtime_new(node, NULL, &rt));
