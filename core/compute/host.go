@@ -265,7 +265,14 @@ func CloseUnhosted(d Daemon) {
 	}
 }
 
+// notFound is the error for a call on a closed host. A host closed after it
+// moved away (the source closes it once the move is final) keeps answering
+// *MovedError: a caller that looked it up just before it was unregistered
+// must still learn where the daemon went.
 func (h *DaemonHost) notFound() error {
+	if node, ok := h.MovedTo(); ok {
+		return &MovedError{Node: node}
+	}
 	return wrapErr(ErrDaemonNotFound, originStr(h.origin), nil)
 }
 

@@ -225,3 +225,18 @@ func TestFailedSpawnClosesTheDaemon(t *testing.T) {
 type failingRestoreDaemon struct{ closingDaemon }
 
 func (d *failingRestoreDaemon) Restore([]byte) error { return assert.AnError }
+
+// A moved-away host closed later (the source closes it once the move is
+// final) still answers daemon-moved to a caller holding it.
+func TestClosedMovedHostStillAnswersMoved(t *testing.T) {
+	h, err := NewHost(echoDaemon{}, newKeypair(t), DaemonConfig{})
+	require.NoError(t, err)
+	require.NoError(t, h.BeginBuffering())
+	_, err = h.Cutover(42)
+	require.NoError(t, err)
+	h.Close()
+	_, err = h.Deliver(inputEvent(1, 1, nil))
+	var moved *MovedError
+	require.ErrorAs(t, err, &moved)
+	assert.Equal(t, uint64(42), moved.Node)
+}
