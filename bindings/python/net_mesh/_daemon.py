@@ -268,8 +268,12 @@ def _event_from(addr: int) -> CausalEvent:
 
 
 def _process(ud: int, ev: int, out: int) -> int:
+    # The per-event hot path: everything inlined, module globals bound as
+    # defaults would not help (a CFUNCTYPE calls with positional args only).
     try:
-        outs = _objects_get(ud).process(_event_from(ev))
+        origin, horizon, seq, parent, pay, plen, recv = _unpack_ev(MEM, ev)
+        outs = _objects_get(ud).process(_tnew(CausalEvent, (
+            origin, seq, MEM[pay:pay + plen].tobytes() if plen else b"", parent, horizon, recv)))
         if outs:
             push = _push
             for o in outs:
@@ -401,5 +405,11 @@ _push: Callable[..., int] = _ffi._Missing("net_mesh_outputs_push")
 
 
 def _bind_push() -> None:
+    """Bind the output writer used by _process: net_mesh_outputs_push is
+    pure C (appends to a per-call buffer; no lock, no Go, no callback), so it
+    is called without releasing the GIL, which the trampoline holds anyway."""
     global _push
-    _push = _ffi.lib().net_mesh_outputs_push
+    if isinstance(_push, _ffi._Missing):
+        fn = _ffi.raw_function("net_mesh_outputs_push", c_int, hold_gil=True)
+        fn.argtypes = [c_void_p, c_char_p, c_size_t]
+        _push = fn

@@ -213,6 +213,19 @@ def lib() -> ctypes.CDLL:
     return _lib
 
 
+def raw_function(name: str, restype: Any = c_int, *, hold_gil: bool = False) -> Any:
+    """A separate function object for a hot path: no argtypes (callers pass
+    prebuilt ctypes instances, which ctypes forwards without any from_param
+    call) and, with hold_gil, called WITHOUT releasing the GIL (PyDLL). Only
+    for functions that never block and never call back into Python: the
+    pure-C writers net_mesh_outputs_push / net_mesh_state_write."""
+    lib()
+    dll = ctypes.PyDLL(_path) if hold_gil else ctypes.CDLL(_path)  # same dlopen handle
+    fn = getattr(dll, name)
+    fn.restype = restype
+    return fn
+
+
 def library_path() -> Optional[str]:
     """Where the library was loaded from, or None before the first load."""
     return _path

@@ -7,7 +7,6 @@ import ctypes
 import dataclasses
 import weakref
 import struct
-import threading
 from ctypes import POINTER, c_char_p, c_int, c_size_t, c_uint32, c_uint64, c_void_p
 from typing import Any, Callable, Mapping, Optional, Union
 
@@ -69,8 +68,8 @@ _ffi.extend_signatures({
         c_int, [_vp, _vp, c_char_p, c_size_t, _cfg, _vt, _vp, _fac, _vp, _vpp]),
     "net_mesh_runtime_stop": (c_int, [_vp, c_uint64]),
     "net_mesh_runtime_snapshot": (c_int, [_vp, c_uint64, POINTER(_ffi.Bytes)]),
-    # event and output list are passed as addresses of per-thread scratch buffers
     "net_mesh_runtime_deliver": (c_int, [_vp, c_uint64, _vp, _vp]),
+    "net_mesh_runtime_deliver_into": (c_int, [_vp, c_uint64, _vp, _vp]),
     "net_mesh_subscription_list_free": (None, [POINTER(SubscriptionListC)]),
     "net_mesh_runtime_subscriptions": (c_int, [_vp, c_uint64, POINTER(SubscriptionListC)]),
     "net_mesh_runtime_subscribe": (c_int, [_vp, c_uint64, c_uint64, c_char_p, c_char_p, c_size_t, c_uint32]),
@@ -192,50 +191,50 @@ def _raise(rc: int, callback_is_process: bool = False) -> None:
 
 
 class _Scratch:
-    """Per-thread deliver buffers: a net_mesh_event and a net_mesh_event_list,
-    filled and read with struct at fixed addresses. Kept on a per-thread stack
-    so a daemon that delivers to another daemon gets its own pair."""
+    """Deliver buffers: a net_mesh_event filled with struct, and a reusable
+    net_mesh_event_list (net_mesh_runtime_deliver_into refills the library's
+    storage in place, so a stream of deliveries allocates nothing). The call
+    arguments are prebuilt ctypes instances (no per-call conversion).
 
-    __slots__ = ("ev", "ev_addr", "out", "out_addr")
+    Scratches live in a pool: a call pops one (list.pop/append are atomic
+    under the GIL) and returns it afterwards, so concurrent threads and a
+    daemon that delivers to another daemon from inside ``process`` each get
+    their own — a list is never passed to two calls at once."""
+
+    __slots__ = ("ev", "ev_arg", "lst", "lst_arg", "lst_view", "origin", "origin_arg", "__weakref__")
 
     def __init__(self) -> None:
         self.ev = EventIn()
-        self.ev_addr = ctypes.addressof(self.ev)
-        self.out = EventList()
-        self.out_addr = ctypes.addressof(self.out)
+        self.ev_arg = c_void_p(ctypes.addressof(self.ev))
+        self.lst = EventList()
+        self.lst_arg = c_void_p(ctypes.addressof(self.lst))
+        # events, len, reserved_ as three machine words, read without ctypes
+        self.lst_view = memoryview(self.lst).cast("B").cast("N")
+        self.origin = -1
+        self.origin_arg = c_uint64()
+
+    def __del__(self) -> None:
+        try:
+            if self.lst.reserved_ and not _ffi.forked:
+                _ffi.lib().net_mesh_event_list_free(ctypes.byref(self.lst))
+        except BaseException:
+            pass
 
 
 _CALLBACK_FAILED = -16
 _PROCESS_FAILED = -9
-_tls = threading.local()
+_pool: "list[_Scratch]" = []
+_pool_pop, _pool_push = _pool.pop, _pool.append
 _EVSZ = ctypes.sizeof(Event)
 _U64_MAX = 2**64 - 1
 # struct.pack_into checks every u64 (ctypes would silently wrap -1) and fills
 # the whole event in one call; the payload goes in by address (no copy).
 _pack_ev = _daemon._EV.pack_into
-_unpack_list = struct.Struct("@PNP").unpack_from
+_unpack_ev = _daemon._EV.unpack_from
 assert ctypes.sizeof(EventIn) == _daemon._EV.size and ctypes.sizeof(EventList) == 24
 _addr = _daemon.bytes_address
 _OFF = _daemon.BYTES_OFFSET
-
-
-def _outputs(lib: Any, sc: _Scratch) -> "list[CausalEvent]":
-    mem = _daemon.MEM
-    base, n, reserved = _unpack_list(mem, sc.out_addr)
-    if not n:
-        if reserved:
-            lib.net_mesh_event_list_free(sc.out_addr)
-        return []
-    try:
-        unpack, tnew = _daemon._unpack_ev, tuple.__new__
-        res = []
-        for i in range(n):
-            origin, horizon, seq, parent, pay, plen, recv = unpack(mem, base + i * _EVSZ)
-            res.append(tnew(CausalEvent, (origin, seq, mem[pay:pay + plen].tobytes() if plen else b"",
-                                          parent, horizon, recv)))
-        return res
-    finally:
-        lib.net_mesh_event_list_free(sc.out_addr)
+_tnew = tuple.__new__
 
 
 # Runtimes whose library threads may still call Python; stopped at exit.
@@ -335,7 +334,8 @@ class DaemonRuntime(Handle):
             raise last_error(rc)
         super().__init__(out.value, lib.net_mesh_runtime_free)  # type: ignore[arg-type]
         self._lib = lib
-        self._deliver = lib.net_mesh_runtime_deliver
+        self._deliver = _ffi.raw_function("net_mesh_runtime_deliver_into")
+        self._ptr_arg = c_void_p(self._ptr)
         self.node = node
         self._has_sink = False
         _live_runtimes.add(self)
@@ -446,11 +446,7 @@ class DaemonRuntime(Handle):
             _u64(origin_hash, "origin_hash")
             if not isinstance(event, CausalEvent):
                 raise TypeError(f"net_mesh: event must be a CausalEvent, not {type(event).__name__}")
-        try:
-            stack = _tls.stack
-        except AttributeError:
-            stack = _tls.stack = []
-        sc = stack.pop() if stack else _Scratch()
+        sc = _pool_pop() if _pool else _Scratch()
         try:
             try:
                 origin, seq, payload, parent, horizon, recv = event
@@ -461,13 +457,25 @@ class DaemonRuntime(Handle):
                          len(payload), recv)
             except struct.error as e:
                 raise InvalidArgumentError(f"net_mesh: bad CausalEvent field (u64 expected): {e}") from None
+            if sc.origin != origin_hash:
+                sc.origin_arg.value = sc.origin = origin_hash
             # payload stays referenced by this frame for the whole call
-            rc = self._deliver(p, origin_hash, sc.ev_addr, sc.out_addr)
+            rc = self._deliver(self._ptr_arg, sc.origin_arg, sc.ev_arg, sc.lst_arg)
             if rc:
                 _raise(rc, True)
-            return _outputs(self._lib, sc)
+            n = sc.lst_view[1]
+            if not n:
+                return []
+            # copy the outputs out now: the next call through this list reuses them
+            mem, base = _daemon.MEM, sc.lst_view[0]
+            res = []
+            for i in range(n):
+                o, hz, sq, par, pay, plen, rv = _unpack_ev(mem, base + i * _EVSZ)
+                res.append(_tnew(CausalEvent, (o, sq, mem[pay:pay + plen].tobytes() if plen else b"",
+                                               par, hz, rv)))
+            return res
         finally:
-            stack.append(sc)
+            _pool_push(sc)
 
     def submit(self, fn: Callable[[], Any]) -> None:
         """Run ``fn()`` on the runtime's worker pool (a library thread); never
