@@ -136,6 +136,22 @@ func resultBytes(r *C.nm_buf_result) []byte {
 // the returned outer slice is d.outs, reused from call to call (the host
 // serializes calls into one daemon and keeps only the elements).
 func (d *cDaemon) Process(ev causal.Event) ([][]byte, error) {
+	// The thread buffer is valid until the next process call on this thread:
+	// stay on it until the outputs are copied.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	return d.callProcess(ev, false)
+}
+
+// ProcessLent is compute.Lender: the outputs stay in the calling thread's
+// buffer (compute keeps the goroutine on this thread until it has consumed
+// them, before any other process call can run here). Outputs of a nested
+// call (private heap buffer) are copied as in Process.
+func (d *cDaemon) ProcessLent(ev causal.Event) ([][]byte, error) {
+	return d.callProcess(ev, true)
+}
+
+func (d *cDaemon) callProcess(ev causal.Event, lend bool) ([][]byte, error) {
 	if !d.life.enter() {
 		return nil, errStopped
 	}
@@ -144,13 +160,10 @@ func (d *cDaemon) Process(ev causal.Event) ([][]byte, error) {
 	if len(ev.Payload) > 0 {
 		p = (*C.uint8_t)(unsafe.Pointer(&ev.Payload[0]))
 	}
-	// The thread buffer is valid until the next process call on this thread:
-	// stay on it until the outputs are copied.
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	r := C.nm_call_process(d.process, d.life.ud, C.uint64_t(ev.Link.Origin), C.uint64_t(ev.Link.Horizon),
 		C.uint64_t(ev.Link.Sequence), C.uint64_t(ev.Link.Parent), p, C.size_t(len(ev.Payload)), C.uint64_t(ev.ReceivedAt))
 	if r.heap != 0 {
+		lend = false // a private buffer, freed on return
 		defer C.free(cptr(r.heap))
 	}
 	if r.rc != 0 {
@@ -159,17 +172,24 @@ func (d *cDaemon) Process(ev causal.Event) ([][]byte, error) {
 	if r.count == 0 {
 		return nil, nil
 	}
-	// Records are [u64 len][bytes]; copy them all into one Go allocation.
+	// Records are [u64 len][bytes].
 	raw := unsafe.Slice((*byte)(cptr(r.data)), int(r.len))
 	n := int(r.count)
-	data := make([]byte, len(raw)-8*n)
+	var data []byte
+	if !lend {
+		data = make([]byte, len(raw)-8*n) // one Go allocation for all
+	}
 	outs := d.outs[:0]
 	off, at := 0, 0
 	for range n {
 		l := int(*(*uint64)(unsafe.Pointer(&raw[off])))
 		off += 8
-		copy(data[at:], raw[off:off+l])
-		outs = append(outs, data[at:at+l:at+l])
+		if lend {
+			outs = append(outs, raw[off:off+l:off+l])
+		} else {
+			copy(data[at:], raw[off:off+l])
+			outs = append(outs, data[at:at+l:at+l])
+		}
 		off += l
 		at += l
 	}

@@ -508,13 +508,19 @@ func net_mesh_runtime_deliver_into(h *C.net_mesh_runtime, origin C.uint64_t, ev 
 		Payload:    payload,
 		ReceivedAt: uint64(ev.received_at),
 	}
-	var buf [4]causal.Event // outputs of the common case, on the stack
-	outs, err := r.rt.DeliverAppend(buf[:0], uint64(origin), in)
+	// The outputs are written into the list while the daemon's host is
+	// still locked: a C daemon lends them from this thread's buffer, so
+	// they are copied once, from there into the list.
+	filled := false
+	err = r.rt.DeliverVisit(uint64(origin), in, func(outs []causal.Event) error {
+		filled = true
+		return refillEventList(list, outs)
+	})
 	if err != nil {
 		return fail(err)
 	}
-	if err := refillEventList(list, outs); err != nil {
-		return fail(err)
+	if !filled { // queued behind a migration: no outputs
+		list.events, list.len = nil, 0
 	}
 	return statusOK
 }

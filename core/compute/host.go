@@ -1,6 +1,7 @@
 package compute
 
 import (
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -83,6 +84,25 @@ type DaemonHost struct {
 	mq      migQueue // migration queue and its admission rules (migration_hooks.go)
 	// closeDone is set (under mu) once the daemon's Close hook has run.
 	closeDone bool
+	// lastStamp (under mu) is the latest output ReceivedAt: stamps never go
+	// backwards, whatever the clock does.
+	lastStamp uint64
+	// scratch (under mu) holds the outputs handed to a DeliverVisit visitor.
+	scratch []causal.Event
+
+	lender Lender                      // daemon as a Lender, nil if it is not one
+	clock  atomic.Pointer[coarseClock] // the runtime's clock once registered
+}
+
+// Lender is optionally implemented by a Daemon that can lend its outputs
+// instead of handing them over (a host language whose outputs live in a
+// per-thread buffer). ProcessLent is Process, except that the returned
+// payloads only stay valid until the next ProcessLent call on the same OS
+// thread. The host uses it only for Runtime.DeliverVisit, with the goroutine
+// locked to its thread from the call until the visitor has consumed the
+// outputs; no other user code runs in between.
+type Lender interface {
+	ProcessLent(ev causal.Event) ([][]byte, error)
 }
 
 // Closer is optionally implemented by a Daemon that holds resources to
@@ -112,6 +132,7 @@ func NewHost(d Daemon, kp *identity.Keypair, cfg DaemonConfig) (*DaemonHost, err
 func newHost(d Daemon, kp *identity.Keypair, origin uint64, cfg DaemonConfig, chain *causal.Chain) *DaemonHost {
 	h := &DaemonHost{origin: origin, kp: kp, cfg: cfg, daemon: d, chain: chain}
 	h.name, h.reqs = callDescribe(d)
+	h.lender, _ = d.(Lender)
 	return h
 }
 
@@ -287,17 +308,45 @@ func (h *DaemonHost) Deliver(ev causal.Event) ([]causal.Event, error) {
 func (h *DaemonHost) deliverAppend(dst []causal.Event, ev causal.Event) (_ []causal.Event, processed bool, err error) {
 	h.mu.Lock()
 	defer h.unlock()
+	if err := h.admitLocked(ev); err != nil || HostPhase(h.phase.Load()) == PhaseBuffering {
+		return dst, false, err
+	}
+	dst, processed, err = h.processVisitLocked(dst, ev, nil)
+	return dst, processed, err
+}
+
+// deliverVisit is deliverAppend handing the outputs to visit while mu is
+// held (see Runtime.DeliverVisit). processed is true when the daemon
+// processed ev, even if visit then failed.
+func (h *DaemonHost) deliverVisit(ev causal.Event, visit func([]causal.Event) error) (processed bool, err error) {
+	h.mu.Lock()
+	defer h.unlock()
+	if err := h.admitLocked(ev); err != nil || HostPhase(h.phase.Load()) == PhaseBuffering {
+		return false, err
+	}
+	h.scratch, processed, err = h.processVisitLocked(h.scratch[:0], ev, visit)
+	if cap(h.scratch) > 16 {
+		h.scratch = nil // a burst of outputs: do not keep its payloads alive
+	} else {
+		clear(h.scratch) // nor the payloads of the common case
+	}
+	return processed, err
+}
+
+// admitLocked is the phase gate of a delivery: a closed or moved host
+// refuses ev; a buffering one queues it (the caller then stops, nil error
+// meaning queued).
+func (h *DaemonHost) admitLocked(ev causal.Event) error {
 	if h.closed.Load() {
-		return dst, false, h.notFound()
+		return h.notFound()
 	}
 	switch HostPhase(h.phase.Load()) {
 	case PhaseBuffering:
-		return dst, false, h.enqueueLocked(ev)
+		return h.enqueueLocked(ev)
 	case PhaseMoved:
-		return dst, false, &MovedError{Node: h.movedTo.Load()}
+		return &MovedError{Node: h.movedTo.Load()}
 	}
-	dst, err = h.processLocked(dst, ev)
-	return dst, err == nil, err
+	return nil
 }
 
 // processLocked runs ev through the daemon and appends the wrapped outputs
@@ -305,40 +354,78 @@ func (h *DaemonHost) deliverAppend(dst []causal.Event, ev causal.Event) (_ []cau
 // elements, as the output payloads), so a daemon may reuse it between calls.
 // The chain hashes each payload as it is appended and keeps no reference.
 func (h *DaemonHost) processLocked(dst []causal.Event, ev causal.Event) ([]causal.Event, error) {
+	dst, _, err := h.processVisitLocked(dst, ev, nil)
+	return dst, err
+}
+
+// processVisitLocked is processLocked with an optional visitor. With visit set, the outputs are handed to it before anything else can run
+// user code (the auto-snapshot comes after), and a Lender daemon lends them:
+// they are valid only during visit. processed reports that the daemon
+// processed ev (err may still be the visitor's).
+func (h *DaemonHost) processVisitLocked(dst []causal.Event, ev causal.Event, visit func([]causal.Event) error) (_ []causal.Event, processed bool, err error) {
 	h.horizon.Observe(ev.Link.Origin, ev.Link.Sequence)
 	if n := h.horizon.Len(); n != h.hlen {
 		h.hlen = n
 		h.bloom |= causal.BloomBits(ev.Link.Origin)
 	}
-	outs, err := callProcess(h.daemon, ev)
+	var outs [][]byte
+	if visit != nil && h.lender != nil {
+		// The lent outputs live in this thread's buffer until the next
+		// lent call on it: stay on the thread until visit is done.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		outs, err = callProcessLent(h.lender, ev)
+	} else {
+		outs, err = callProcess(h.daemon, ev)
+	}
 	if err != nil {
 		h.stats.errors.Add(1)
-		return dst, wrapErr(ErrProcessFailed, "", err)
+		return dst, false, wrapErr(ErrProcessFailed, "", err)
 	}
-	processed := h.stats.processed.Add(1)
+	n := h.stats.processed.Add(1)
 	if len(outs) > 0 {
 		hz := h.bloom
-		now := unixNano()
+		now := h.stampLocked()
 		dst = slices.Grow(dst, len(outs))
 		for i, p := range outs {
 			link, err := h.chain.Append(p, hz)
 			if err != nil {
 				h.stats.emitted.Add(uint64(i))
 				h.stats.errors.Add(1)
-				return dst, err
+				return dst, false, err
 			}
 			dst = append(dst, causal.Event{Link: link, Payload: p, ReceivedAt: now})
 		}
 		h.stats.emitted.Add(uint64(len(outs)))
 	}
-	if iv := h.cfg.AutoSnapshotInterval; iv > 0 && processed%iv == 0 {
+	if visit != nil {
+		err = visit(dst)
+	}
+	if iv := h.cfg.AutoSnapshotInterval; iv > 0 && n%iv == 0 {
 		// A failing auto-snapshot keeps the previous one; the event itself
 		// was processed fine, so it is not reported to the caller.
 		if s, err := h.snapshotLocked(false); err == nil && s != nil {
 			h.latest.Store(s)
 		}
 	}
-	return dst, nil
+	return dst, true, err
+}
+
+// stampLocked is the ReceivedAt of outputs made now: the runtime's coarse
+// clock once the host is registered, else the anchored clock below; never
+// below the previous stamp.
+func (h *DaemonHost) stampLocked() uint64 {
+	var t uint64
+	if c := h.clock.Load(); c != nil {
+		t = c.read()
+	} else {
+		t = unixNano()
+	}
+	if t < h.lastStamp {
+		t = h.lastStamp
+	}
+	h.lastStamp = t
+	return t
 }
 
 // Output timestamps (ReceivedAt, unix nanoseconds) come from one monotonic
@@ -544,6 +631,15 @@ func callProcess(d Daemon, ev causal.Event) (outs [][]byte, err error) {
 		}
 	}()
 	return d.Process(ev)
+}
+
+func callProcessLent(d Lender, ev causal.Event) (outs [][]byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			outs, err = nil, &panicError{r}
+		}
+	}()
+	return d.ProcessLent(ev)
 }
 
 func callSnapshot(d Daemon) (state []byte, err error) {

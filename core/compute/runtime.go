@@ -81,6 +81,7 @@ type Runtime struct {
 	pool  *pool
 	exec  atomic.Pointer[Executor]
 	reg   *registry
+	clock coarseClock // output timestamps of registered hosts
 
 	logger   Logger
 	dispatch func(from uint64, payload []byte) // installed on the node; built once
@@ -237,6 +238,7 @@ func (r *Runtime) Shutdown(ctx context.Context) error {
 		}
 	}
 	r.node.SetSubprotocolHandler(SubprotocolMigration, nil)
+	r.clock.close()
 	return r.pool.stop(ctx)
 }
 
@@ -452,6 +454,7 @@ func (r *Runtime) register(entry *FactoryEntry, d Daemon, mk func() (*DaemonHost
 		r.reg.removeFactory(entry)
 		return nil, err
 	}
+	h.clock.Store(&r.clock)
 	if !r.reg.insertHost(h) {
 		r.reg.removeFactory(entry)
 		h.Close()
@@ -520,6 +523,29 @@ func (r *Runtime) DeliverAppend(dst []causal.Event, origin uint64, ev causal.Eve
 		r.fireObservers(origin, ev)
 	}
 	return out, err
+}
+
+// DeliverVisit is Deliver handing the outputs to visit instead of returning
+// them: visit runs once per processed event (with an empty slice when there
+// are no outputs; not at all when ev was queued or refused), on the calling
+// goroutine, while the daemon's host is locked — it must not call back into
+// the runtime for the same daemon. The slice and the payloads are valid only
+// during visit (a Lender daemon lends them from a per-thread buffer): copy
+// what must outlive it. visit's error is returned as is (the event counts
+// as processed; observers fire).
+func (r *Runtime) DeliverVisit(origin uint64, ev causal.Event, visit func(outs []causal.Event) error) error {
+	if State(r.state.Load()) != StateReady {
+		return r.requireReady()
+	}
+	h := r.reg.host(origin)
+	if h == nil {
+		return r.missing(origin)
+	}
+	processed, err := h.deliverVisit(ev, visit)
+	if processed {
+		r.fireObservers(origin, ev)
+	}
+	return err
 }
 
 // OnDelivered registers fn to run after every successful processing of an
@@ -751,6 +777,7 @@ func (r *Runtime) InsertHost(h *DaemonHost) error {
 	if r.State() == StateShuttingDown {
 		return ErrShuttingDown
 	}
+	h.clock.Store(&r.clock)
 	if !r.reg.insertHost(h) {
 		return r.alreadyRegistered(h.origin)
 	}
