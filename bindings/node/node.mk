@@ -35,3 +35,10 @@ test-node: node ## Node binding tests (node --test)
 
 bench-node: node ## Node deliver vs floor; writes bindings/node/bench/RESULTS-node.md
 	$(NODE) $(NODE_DIR)/bench/bench_deliver.js --out $(NODE_DIR)/bench/RESULTS-node.md
+
+.PHONY: demo-crosslang demo-node
+demo-crosslang: $(LIB) python node ## cross-language demo: a counter migrates live Python → Node.js → Python
+	$(NODE) examples/crosslang/demo.js
+
+demo-node: node ## Node.js demo: a JS counter migrates live between two nodes in one process
+	$(NODE) examples/node/demo.js

