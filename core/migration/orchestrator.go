@@ -286,7 +286,7 @@ func (e *Engine) onRestoreComplete(from uint64, m *msg.Message) {
 	e.mu.Unlock()
 	bs := batches(r.origin, evs)
 	if len(bs) == 0 {
-		bs = append(bs, &msg.Message{Type: msg.BufferedEvents, Origin: r.origin})
+		bs = append(bs, newBatch(r.origin, nil))
 	}
 	for _, b := range bs {
 		if err := e.route(context.Background(), r.target, b); err != nil {

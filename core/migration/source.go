@@ -2,6 +2,7 @@ package migration
 
 import (
 	"context"
+	"math/rand/v2"
 
 	"github.com/netmesh/libnetmesh/core/causal"
 	"github.com/netmesh/libnetmesh/core/compute"
@@ -244,25 +245,34 @@ func (e *Engine) srcOrchGone(s *srcRec) {
 	e.srcAbort(s)
 }
 
-// batches cuts events into BufferedEvents messages that fit one mesh
-// payload. With no events it returns no message.
+// batches cuts events into BufferedEvents messages of at most
+// maxBatchBytes encoded bytes each (so each fits one mesh payload; a
+// single event of up to msg.MaxEventPayload always fits). Every message
+// gets a fresh batch id: two batches carrying identical events are two
+// batches, not a duplicate (see msg.Message.Batch). With no events it
+// returns no message.
 func batches(origin uint64, evs []causal.Event) []*msg.Message {
 	var out []*msg.Message
-	const head = 1 + 8 + 4
+	const head = 1 + 8 + 4 + msg.BatchTrailerLen
 	size := head
 	start := 0
 	for i, ev := range evs {
 		n := causal.LinkSize + 4 + len(ev.Payload) + 8
 		if i > start && size+n > maxBatchBytes {
-			out = append(out, &msg.Message{Type: msg.BufferedEvents, Origin: origin, Events: evs[start:i]})
+			out = append(out, newBatch(origin, evs[start:i]))
 			start, size = i, head
 		}
 		size += n
 	}
 	if start < len(evs) {
-		out = append(out, &msg.Message{Type: msg.BufferedEvents, Origin: origin, Events: evs[start:]})
+		out = append(out, newBatch(origin, evs[start:]))
 	}
 	return out
+}
+
+// newBatch is a BufferedEvents message with a fresh non-zero batch id.
+func newBatch(origin uint64, evs []causal.Event) *msg.Message {
+	return &msg.Message{Type: msg.BufferedEvents, Origin: origin, Events: evs, Batch: rand.Uint64() | 1}
 }
 
 // oversized reports an event the BufferedEvents format cannot carry. The

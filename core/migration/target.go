@@ -296,7 +296,10 @@ func (e *Engine) targetCutover(from uint64, m *msg.Message) {
 	e.openGate(t)
 }
 
-// batchHash identifies a BufferedEvents message by content.
+// batchHash identifies a BufferedEvents message by content, batch id
+// included: a re-delivered copy hashes alike, a second batch of identical
+// events does not. (A sender without batch ids, such as a 0.24 peer, gets
+// content-only identity; the reference only ever sends empty batches.)
 func batchHash(m *msg.Message) uint64 {
 	return xxh3.Hash(m.Encode())
 }

@@ -21,6 +21,7 @@ func seedMessages() []*Message {
 		{Type: CutoverNotify, Origin: 1, TargetNode: 2},
 		{Type: CleanupComplete, Origin: 1},
 		{Type: BufferedEvents, Origin: 1, Events: []causal.Event{{Link: link, Payload: []byte("p"), ReceivedAt: 5}, {Link: link}}},
+		{Type: BufferedEvents, Origin: 1, Events: []causal.Event{{Link: link, Payload: []byte("p"), ReceivedAt: 5}}, Batch: 77},
 		{Type: ActivateTarget, Origin: 1},
 		{Type: ActivateAck, Origin: 1, Seq: 3},
 	}

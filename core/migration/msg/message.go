@@ -72,7 +72,20 @@ type Message struct {
 	TargetHead  causal.Link    // ReplayComplete
 	Reason      Reason         // MigrationFailed
 	Events      []causal.Event // BufferedEvents
+	// Batch (BufferedEvents, this implementation's extension) tells one
+	// batch from another that carries the same events, so a receiver can
+	// drop a re-delivered copy without dropping a second, identical batch.
+	// Non-zero, it is encoded as a trailer after the events (BatchTrailerLen
+	// bytes), which a 0.24 decoder ignores like any bytes after a complete
+	// message; zero, no trailer is written.
+	Batch uint64
 }
+
+// BatchTrailerLen is the length of a BufferedEvents batch trailer: the
+// magic "NMB1" and the batch id (u64 LE).
+const BatchTrailerLen = 4 + 8
+
+var batchMagic = [4]byte{'N', 'M', 'B', '1'}
 
 // EncodedLen is the length of m.Encode().
 func (m *Message) EncodedLen() int {
@@ -90,6 +103,9 @@ func (m *Message) EncodedLen() int {
 		n += 4
 		for _, e := range m.Events {
 			n += eventMin + len(e.Payload)
+		}
+		if m.Batch != 0 {
+			n += BatchTrailerLen
 		}
 	}
 	return n
@@ -138,6 +154,10 @@ func (m *Message) AppendTo(dst []byte) []byte {
 			dst = le.AppendUint32(dst, uint32(len(e.Payload)))
 			dst = append(dst, e.Payload...)
 			dst = le.AppendUint64(dst, e.ReceivedAt)
+		}
+		if m.Batch != 0 {
+			dst = append(dst, batchMagic[:]...)
+			dst = le.AppendUint64(dst, m.Batch)
 		}
 	}
 	return dst
@@ -369,10 +389,9 @@ func decodeEvents(r *reader, m *Message) error {
 	if count > MaxEvents || uint64(count) > uint64(len(r.b)/eventMin) {
 		return fmt.Errorf("%w: %w: %d events in %d bytes", ErrMalformed, ErrTooManyEvents, count, len(r.b))
 	}
-	if count == 0 {
-		return nil
+	if count > 0 {
+		m.Events = make([]causal.Event, 0, count)
 	}
-	m.Events = make([]causal.Event, 0, count)
 	for i := range count {
 		v := r.take(causal.LinkSize, "event link")
 		n := r.u32("event payload len")
@@ -390,6 +409,11 @@ func decodeEvents(r *reader, m *Message) error {
 			return nil
 		}
 		m.Events = append(m.Events, e)
+	}
+	// An optional batch trailer; any other trailing bytes are ignored.
+	if len(r.b) >= BatchTrailerLen && [4]byte(r.b[:4]) == batchMagic {
+		m.Batch = binary.LittleEndian.Uint64(r.b[4:BatchTrailerLen])
+		r.b = r.b[BatchTrailerLen:]
 	}
 	return nil
 }

@@ -299,3 +299,29 @@ func TestTypeString(t *testing.T) {
 	assert.Equal(t, "ActivateAck", ActivateAck.String())
 	assert.Equal(t, "Type(10)", Type(10).String())
 }
+
+// A BufferedEvents batch id rides a trailer: it round-trips, a message
+// without it decodes with Batch 0, other trailing bytes are still ignored,
+// and the events before it decode the same either way (what a 0.24
+// decoder, which ignores trailing bytes, sees).
+func TestBufferedEventsBatchTrailer(t *testing.T) {
+	evs := []causal.Event{{Link: causal.Link{Origin: 1, Sequence: 2}, Payload: []byte("ab"), ReceivedAt: 3}}
+	for _, m := range []*Message{
+		{Type: BufferedEvents, Origin: 9, Events: evs, Batch: 0xabcdef},
+		{Type: BufferedEvents, Origin: 9, Batch: 1},
+	} {
+		b := m.Encode()
+		require.Len(t, b, m.EncodedLen())
+		got, err := Decode(b)
+		require.NoError(t, err)
+		assert.Equal(t, m.Batch, got.Batch)
+		assert.Equal(t, len(m.Events), len(got.Events))
+		plain := *m
+		plain.Batch = 0
+		pb := plain.Encode()
+		assert.Equal(t, pb, b[:len(b)-BatchTrailerLen], "the trailer only appends")
+		got, err = Decode(append(pb, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13))
+		require.NoError(t, err)
+		assert.Zero(t, got.Batch, "other trailing bytes are not a batch id")
+	}
+}
