@@ -30,7 +30,7 @@ $(NODE_ADDON): $(NODE_DIR)/src/addon.c include/net_mesh.h $(NODE_LIB)
 
 node: $(NODE_ADDON) ## build the Node.js addon bindings/node/build/net_mesh.node
 
-test-node: node ## Node binding tests (node --test)
+test-node: node python ## Node binding tests (node --test; the cross-language tests use the Python package)
 	cd $(NODE_DIR) && $(NODE) --test $(NODE_TESTFLAGS) test/*.test.js
 
 bench-node: node ## Node deliver vs floor; writes bindings/node/bench/RESULTS-node.md
