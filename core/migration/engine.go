@@ -260,6 +260,11 @@ func (e *Engine) dispatch(from uint64, m *msg.Message) {
 
 // handle runs on the origin's lane.
 func (e *Engine) handle(from uint64, m *msg.Message) {
+	e.mu.Lock()
+	if r := e.orch[m.Origin]; r != nil && (from == r.source || from == r.target) {
+		r.lastMove = time.Now() // a party spoke: progress (Opts.StallTimeout)
+	}
+	e.mu.Unlock()
 	switch m.Type {
 	case msg.TakeSnapshot:
 		e.onTakeSnapshot(from, m)
@@ -471,6 +476,15 @@ func (e *Engine) watchdog() {
 		}
 		e.mu.Unlock()
 		for _, r := range orchs {
+			e.mu.Lock()
+			bound := r.opts.stallTimeout()
+			stuck := !r.finished && bound > 0 && time.Since(r.lastMove) >= bound
+			e.mu.Unlock()
+			if stuck {
+				r := r
+				e.do(r.origin, func() { e.stalled(r) })
+				continue
+			}
 			for _, p := range [2]uint64{r.source, r.target} {
 				if p != e.self && !e.alive(p) {
 					r, p := r, p

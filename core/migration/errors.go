@@ -19,6 +19,9 @@ var (
 	ErrTimedOut = errors.New("migration: timed out")
 	// ErrPeerGone: a party of the migration left the mesh (its session failed).
 	ErrPeerGone = errors.New("migration: peer is gone")
+	// ErrStalled is wrapped by the error Wait returns when the migration
+	// made no progress for Opts.StallTimeout (see there).
+	ErrStalled = errors.New("migration: stalled")
 )
 
 // localErr is a local *compute.MigrationError with a detail kind.

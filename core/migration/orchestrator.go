@@ -26,7 +26,8 @@ type orchRec struct {
 	chunksMoved int
 	totalChunks int
 	retry       *time.Timer
-	toldCutover bool // the target was told the source cut over
+	toldCutover bool      // the target was told the source cut over
+	lastMove    time.Time // last progress (see Opts.StallTimeout)
 
 	finished bool
 	err      error
@@ -64,7 +65,7 @@ func (e *Engine) StartMigrationWith(ctx context.Context, origin, source, target 
 	if source == target {
 		return nil, localErr(compute.MigrationStateFailed, "source and target are the same node %s", hexID(source))
 	}
-	r := &orchRec{origin: origin, source: source, target: target, opts: opts, started: time.Now(), attempts: 1, done: make(chan struct{})}
+	r := &orchRec{origin: origin, source: source, target: target, opts: opts, started: time.Now(), lastMove: time.Now(), attempts: 1, done: make(chan struct{})}
 	r.subs.m = make(map[int]func(Progress))
 	if opts.Progress != nil {
 		r.subs.m[0] = opts.Progress
@@ -174,6 +175,7 @@ func (e *Engine) progressIf(r *orchRec, edit func() bool) {
 		e.mu.Unlock()
 		return
 	}
+	r.lastMove = time.Now()
 	p := Progress{Phase: r.phase, BytesMoved: r.bytesMoved, TotalBytes: r.totalBytes, ChunksMoved: r.chunksMoved, TotalChunks: r.totalChunks, Attempt: r.attempts}
 	e.mu.Unlock()
 	r.subs.Lock()
@@ -502,6 +504,22 @@ func (e *Engine) orchPeerGone(r *orchRec, peer uint64) {
 	}
 	err := localErrWrap(compute.MigrationTargetUnavailable, ErrPeerGone, "node %s lost its session", hexID(peer))
 	e.abort(r, err, stateFailed("peer "+hexID(peer)+" is gone"), peer)
+}
+
+// stalled ends r when it made no progress within its bound (on the
+// origin's lane; the watchdog schedules it).
+func (e *Engine) stalled(r *orchRec) {
+	bound := r.opts.stallTimeout()
+	e.mu.Lock()
+	idle := time.Since(r.lastMove)
+	ph, over := r.phase, !r.finished && bound > 0 && idle >= bound
+	e.mu.Unlock()
+	if !over {
+		return
+	}
+	err := localErrWrap(compute.MigrationStateFailed, ErrStalled, "migration of %s made no progress for %v in phase %v", hexID(r.origin), idle.Round(time.Millisecond), ph)
+	e.log(compute.LogWarn, "migration: stalled", map[string]any{"origin": r.origin, "phase": ph.String()})
+	e.timeout(r, err, stateFailed("migration stalled in phase "+ph.String()))
 }
 
 // timeout ends r at a local deadline: before cutover both peers are told so

@@ -57,6 +57,15 @@ type Opts struct {
 	RetryNotReady time.Duration
 	// NoRetry turns NotReady retry off (the first NotReady is returned as is).
 	NoRetry bool
+	// StallTimeout bounds how long the migration may go without progress
+	// (a phase change, a chunk handed to the mesh or any protocol message
+	// from the source or target): past it the migration ends with a
+	// state-failed *compute.MigrationError wrapping ErrStalled, as a
+	// WaitWithTimeout deadline would (before cutover both nodes are told
+	// and the daemon resumes on the source with everything it queued).
+	// It must exceed the daemon's slowest restore. 0 means
+	// DefaultStallTimeout; a negative value turns the bound off.
+	StallTimeout time.Duration
 	// Progress, when set, is subscribed before the migration starts, so it
 	// also sees the phases StartMigrationWith goes through before it returns
 	// (see Handle.Subscribe for where it runs).
@@ -65,6 +74,20 @@ type Opts struct {
 
 // DefaultRetryNotReady is the default NotReady retry budget.
 const DefaultRetryNotReady = 30 * time.Second
+
+// DefaultStallTimeout is the default Opts.StallTimeout.
+const DefaultStallTimeout = 60 * time.Second
+
+// stallTimeout is the no-progress bound, or 0 when off.
+func (o Opts) stallTimeout() time.Duration {
+	switch {
+	case o.StallTimeout < 0:
+		return 0
+	case o.StallTimeout == 0:
+		return DefaultStallTimeout
+	}
+	return o.StallTimeout
+}
 
 // DefaultOpts are the options StartMigration uses.
 func DefaultOpts() Opts { return Opts{TransportIdentity: true, RetryNotReady: DefaultRetryNotReady} }
