@@ -7,7 +7,7 @@ FUZZTIME ?= 5s
 
 .DEFAULT_GOAL := help
 
-.PHONY: help build lib test test-go test-c test-install soak bench-c install vet fmt-check fuzz bench demo clean
+.PHONY: help build lib test test-go test-c test-install soak bench-c install vet fmt-check fuzz bench demo demo-go clean
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -38,7 +38,9 @@ bench: ## benchmarks; writes bench/RESULTS.md (and the Python results)
 	$(GO) run ./bench/cmd/runbench -out bench/RESULTS.md
 	$(MAKE) bench-python
 
-demo: ## the main job: run the demo program
+demo: demo-crosslang ## the main job: a counter daemon migrates live Python → Node.js → Python
+
+demo-go: ## Go demo: spawn, feed, snapshot, stop, restore, then a live migration between two nodes
 	$(GO) run ./examples/demo
 
 include tests/c/c.mk

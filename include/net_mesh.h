@@ -35,11 +35,17 @@
  *    never waits on the executor: a daemon's lock is only held by a call
  *    running daemon code (a host call on its own thread, or an executor task
  *    on the executor's thread), never by a thread waiting for the executor.
- *    While a migration target restores and replays a daemon, deliver to it
+ *    On a migration target, deliver to the arriving daemon is refused with
+ *    NET_MESH_ERR_MIGRATION "wrong-phase" until the target has finished its
+ *    first replay (the source still owns the daemon: deliver there); from then
+ *    on — and so at once for a caller the source answered _DAEMON_MOVED — it
  *    queues the event behind the replay and returns NET_MESH_OK with no
  *    outputs; the event is processed (in order) when the target takes over,
  *    and its outputs go to the output sink (net_mesh_runtime_set_output_sink),
- *    exactly like deliver on a source between snapshot and cutover.
+ *    exactly like deliver on a source between snapshot and cutover. During a
+ *    migration, payloads over 7000 bytes are refused with _MIGRATION
+ *    "buffer-full" (they could not ride the migration); nothing accepted is
+ *    ever dropped.
  *    Exceptions — do not call these without a deadline on the thread that
  *    runs executor tasks: net_mesh_migration_wait (timeout_ms < 0, or with
  *    NET_MESH_MIGRATION_WAIT_ABANDON), net_mesh_migration_cancel (bounded at
