@@ -152,10 +152,14 @@ func (d *cDaemon) ProcessLent(ev causal.Event) ([][]byte, error) {
 }
 
 func (d *cDaemon) callProcess(ev causal.Event, lend bool) ([][]byte, error) {
-	if !d.life.enter() {
+	// No enter/exit here (two atomic read-modify-writes per event): compute
+	// calls Process only under its host lock with the host not closed, and
+	// runs the Close hook (the only close of a hosted daemon's life besides
+	// the GC cleanup of an unreachable one) only when no call is in
+	// progress. A life closed anyway is still refused.
+	if d.life.st.Load()&closedBit != 0 {
 		return nil, errStopped
 	}
-	defer d.life.exit()
 	var p *C.uint8_t
 	if len(ev.Payload) > 0 {
 		p = (*C.uint8_t)(unsafe.Pointer(&ev.Payload[0]))
