@@ -80,6 +80,9 @@ func (h *DaemonHost) UndoCutover(prefix []causal.Event) error {
 	}
 	rest := h.mq.takeAll()
 	h.mq.head = append(append([]causal.Event(nil), prefix...), rest...)
+	for _, ev := range h.mq.head {
+		h.mq.bytes += queuedEventOverhead + len(ev.Payload)
+	}
 	h.movedTo.Store(0)
 	h.phase.Store(uint32(PhaseBuffering))
 	return nil
@@ -189,7 +192,20 @@ type migQueue struct {
 	segs  [][]qrec       // full segments, then the one being filled
 	slab  [][]byte       // payload chunks; the last one is being filled
 	n     int            // records in segs
+	bytes int            // queued size in BufferedEvents wire bytes (head included)
 }
+
+// MaxBufferedBytes bounds a host's migration queue by size, as well as by
+// count (MaxBufferedEvents): an event is refused with buffer-full once the
+// queued events would take more than this many bytes in BufferedEvents
+// form (payload plus queuedEventOverhead each). A full-count queue of
+// maximal payloads would otherwise hold ~7 GB on the source (and again on
+// the target while it is shipped).
+const MaxBufferedBytes = 128 << 20
+
+// queuedEventOverhead is a queued event's size besides its payload, as
+// BufferedEvents carries it (link, payload length, received_at).
+const queuedEventOverhead = causal.LinkSize + 4 + 8
 
 type qrec struct {
 	link       causal.Link
@@ -218,7 +234,10 @@ func (q *migQueue) push(origin uint64, ev causal.Event) error {
 				" bytes cannot be carried by a migration (at most " + strconv.Itoa(m) + "); it was not accepted, deliver it again once the migration ends"}
 	}
 	if q.len() >= MaxBufferedEvents {
-		return &MigrationError{Detail: MigrationBufferFull, Msg: originStr(origin)}
+		return &MigrationError{Detail: MigrationBufferFull, Msg: originStr(origin) + ": " + strconv.Itoa(MaxBufferedEvents) + " events are queued"}
+	}
+	if q.bytes+queuedEventOverhead+len(ev.Payload) > MaxBufferedBytes {
+		return &MigrationError{Detail: MigrationBufferFull, Msg: originStr(origin) + ": its migration queue holds " + strconv.Itoa(q.bytes) + " bytes (at most " + strconv.Itoa(MaxBufferedBytes) + ")"}
 	}
 	q.store(ev)
 	return nil
@@ -236,6 +255,7 @@ func (q *migQueue) store(ev causal.Event) {
 	}
 	q.segs[s] = append(q.segs[s], r)
 	q.n++
+	q.bytes += queuedEventOverhead + len(ev.Payload)
 }
 
 func (q *migQueue) copyPayload(p []byte) (chunk, off uint32) {
@@ -269,7 +289,7 @@ func (q *migQueue) take() []causal.Event {
 			out = append(out, causal.Event{Link: r.link, Payload: p, ReceivedAt: r.recv})
 		}
 	}
-	q.head, q.slab, q.n = nil, nil, 0
+	q.head, q.slab, q.n, q.bytes = nil, nil, 0, 0
 	if len(q.segs) > 0 {
 		q.segs = append(q.segs[:0], q.segs[0][:0])
 	}

@@ -119,3 +119,38 @@ func TestAcceptHandedBack(t *testing.T) {
 	assert.Equal(t, 2, sunk)
 	assert.ErrorIs(t, rt.AcceptHandedBack(o+1, nil), ErrDaemonNotFound)
 }
+
+// The migration queue is bounded by size as well as by count: events are
+// refused with buffer-full once the queue would exceed MaxBufferedBytes
+// (wire size), long before MaxBufferedEvents maximal payloads (~7 GB)
+// could pile up; after a take the queue accepts again. Nothing accepted is
+// lost.
+func TestMigQueueByteBound(t *testing.T) {
+	h, err := NewHost(&counterDaemon{}, newKeypair(t), DaemonConfig{})
+	require.NoError(t, err)
+	require.NoError(t, h.BeginMigrationBuffering(BufferRules{MaxPayload: 7000}))
+	payload := make([]byte, 7000)
+	per := queuedEventOverhead + len(payload)
+	want := MaxBufferedBytes / per
+	var refused error
+	accepted := 0
+	for i := range want + 10 { // without a byte bound: ~7 GB at the count cap
+		if _, err := h.Deliver(inputEvent(1, uint64(i+1), payload)); err != nil {
+			refused = err
+			break
+		}
+		accepted++
+	}
+	require.Error(t, refused)
+	var me *MigrationError
+	require.ErrorAs(t, refused, &me)
+	assert.Equal(t, MigrationBufferFull, me.Detail)
+	assert.Equal(t, want, accepted, "filled to the byte bound exactly")
+	// Small events still fit in what is left; then a take empties it.
+	_, err = h.Deliver(inputEvent(1, uint64(accepted+1), nil))
+	assert.Equal(t, MaxBufferedBytes-want*per >= queuedEventOverhead, err == nil)
+	got := h.TakeQueued()
+	assert.GreaterOrEqual(t, len(got), want)
+	_, err = h.Deliver(inputEvent(1, 1, payload))
+	require.NoError(t, err, "accepts again after the take")
+}
