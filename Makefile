@@ -34,9 +34,12 @@ fuzz: ## run every fuzz target for FUZZTIME each
 test: fmt-check vet test-go test-c test-python test-node ## everything: format, vet, Go tests (race), C ABI suite, fuzz smoke
 	$(MAKE) fuzz FUZZTIME=2s
 
-bench: ## benchmarks; writes bench/RESULTS.md (and the Python results)
-	$(GO) run ./bench/cmd/runbench -out bench/RESULTS.md
-	$(MAKE) bench-python
+bench: ## every benchmark next to its same-run floor: bench/RESULTS.md (Go + C), Python and Node tables
+	@mkdir -p $(BUILD)
+	@{ echo "## C ABI: C -> deliver -> C echo daemon -> back (\`make bench-c\`, goal <= 2x floor)"; echo; \
+	   $(MAKE) --no-print-directory -s bench-c; } > $(BUILD)/bench-c.md
+	$(GO) run ./bench/cmd/runbench -out bench/RESULTS.md -extra $(BUILD)/bench-c.md
+	$(MAKE) bench-python bench-node
 
 demo: demo-crosslang ## the main job: a counter daemon migrates live Python → Node.js → Python
 

@@ -27,7 +27,9 @@ type goal struct {
 	MaxRatio float64
 	Metric   string
 	MinRate  float64
-	Text     string
+	// MaxMetric, when set, bounds Metric from above (e.g. a p50 latency).
+	MaxMetric float64
+	Text      string
 }
 
 var goals = map[string]goal{
@@ -39,7 +41,7 @@ var goals = map[string]goal{
 	"Migrate64KiB":           {MaxRatio: 3, Text: "≤ 3× floor"},
 	"Migrate1MiB":            {MaxRatio: 3, Text: "≤ 3× floor; p50 < 20 ms"},
 	"Migrate16MiB":           {MaxRatio: 3, Text: "≤ 3× floor"},
-	"DeliverDuringMigration": {MaxRatio: 3, Text: "events/s during a migration vs outside one"},
+	"DeliverDuringMigration": {Text: "events/s during a migration vs outside one (the issue sets no goal)"},
 }
 
 type result struct {
@@ -133,6 +135,11 @@ func main() {
 			ok := true
 			if g.MaxRatio > 0 && ratio > 0 {
 				ok = ok && ratio <= g.MaxRatio
+			}
+			if g.MaxMetric > 0 {
+				v, have := r.metrics[g.Metric]
+				goalCol += fmt.Sprintf(" (measured %.3g %s)", v, g.Metric)
+				ok = ok && have && v < g.MaxMetric
 			}
 			if g.MinRate > 0 {
 				v, have := r.metrics[g.Metric]
