@@ -109,6 +109,11 @@ export interface OutputEvent {
  * Methods run on the JS thread, never concurrently; they must be synchronous.
  */
 export interface Daemon {
+  /**
+   * The returned Buffers are handed over to the runtime: deliver()'s output
+   * events carry these very objects as payloads (a Uint8Array as a Buffer view
+   * of its memory). Do not modify or reuse them after returning.
+   */
   process(event: DaemonEvent): ReadonlyArray<Buffer | Uint8Array> | null | undefined | void;
   /** The state to carry; null/undefined = stateless. */
   snapshot?(): Buffer | Uint8Array | null | undefined;
@@ -157,7 +162,8 @@ export class DaemonRuntime {
   spawnFromSnapshot(kind: string, identity: Identity, snapshot: Bytes, config?: DaemonConfig): DaemonHandle;
   /**
    * Synchronous: the daemon runs on this thread and gets this event's own
-   * payload object (not a copy). Empty while the daemon is migrating (queued);
+   * payload object (not a copy); the outputs' payloads are the Buffers its
+   * process() returned (handed over to the runtime, not copies). Empty while the daemon is migrating (queued);
    * DAEMON_MOVED (.movedTo = node id) once it has moved; on a target before
    * cutover MIGRATION 'wrong-phase' (deliver to the source).
    */

@@ -13,9 +13,11 @@ const shared = { meta: new BigUint64Array(256), offs: new Uint32Array(129) };
 const MAX = native.setShared(shared, shared.meta, shared.offs);
 const { meta, offs } = shared;
 
-// What the addon calls: process(slab, off, len) with the ids in meta (or a
-// Buffer and off -1); the user's methods are called as methods (so `this`
-// is the daemon) with one event object.
+// What the addon calls: process() with no arguments for the event of the
+// innermost deliver() (see `current`), else process(slab, off, len) with the
+// ids in meta (or a Buffer and off -1); the user's methods are called as
+// methods (so `this` is the daemon) with one event object. process's result
+// goes back through outputs().
 function adapt(daemon) {
   if (daemon === null || (typeof daemon !== 'object' && typeof daemon !== 'function')) {
     throw new TypeError(`net-mesh: a factory must return a daemon object, got ${daemon === null ? 'null' : typeof daemon}`);
@@ -29,19 +31,47 @@ function adapt(daemon) {
     }
   }
   return {
-    process: (slab, off, len) => daemon.process(off === -2 ? direct() : {
-      originHash: meta[0],
-      sequence: meta[1],
-      payload: off < 0 ? slab : Buffer.from(slab, off, len),
-    }),
+    // An arrow function: the addon calls it with an arbitrary receiver.
+    process: (slab, off, len) => {
+      if (off === undefined) return (directOut = outputs(daemon.process(direct())));
+      return outputs(daemon.process({
+        originHash: meta[0],
+        sequence: meta[1],
+        payload: off < 0 ? slab : Buffer.from(slab, off, len),
+      }));
+    },
     snapshot: typeof daemon.snapshot === 'function' ? () => daemon.snapshot() : undefined,
     restore: typeof daemon.restore === 'function' ? (state) => daemon.restore(state) : undefined,
   };
 }
 
+const NOT_ARRAY = 'net-mesh: process() must return an array of Buffers (or nothing), synchronously';
+
+// process()'s result for the addon: undefined (none), the lone output when
+// it is a Uint8Array (Buffer), else a plain copy of the array, read once (the
+// addon checks each item). The same value is what deliver() turns into the
+// output payloads: returned Buffers belong to the runtime.
+function outputs(r) {
+  if (r === undefined || r === null) return undefined;
+  if (!Array.isArray(r)) throw new TypeError(NOT_ARRAY);
+  const n = r.length;
+  if (n === 1) {
+    const b = r[0];
+    if (b instanceof Uint8Array) return b;
+    return [b];
+  }
+  if (n === 0) return undefined;
+  const a = new Array(n);
+  for (let i = 0; i < n; i++) a[i] = r[i];
+  return a;
+}
+
+// The outputs of the direct process() call of the deliver() running now.
+let directOut;
+
 // The event of the innermost deliver() on the stack. The addon calls
-// process(_, -2, len) for exactly that event: the daemon gets the caller's
-// own payload Buffer (no copy) and ids without a trip through meta.
+// process() without arguments for exactly that event: the daemon gets the
+// caller's own payload Buffer (no copy) and ids without a trip through meta.
 let current = null;
 
 function direct() {
@@ -61,22 +91,33 @@ function asBuffer(p) {
 // The re-entrancy guard compares origins as BigInt.
 const keyOf = (o) => (typeof o === 'number' && Number.isSafeInteger(o) && o >= 0 ? BigInt(o) : o);
 
-// deliver's result → event objects: null (none), the slab (fast path), or
-// a flat array.
-function shape(r) {
-  if (r === null) return [];
+// deliver's result → event objects: undefined (ids in meta, payloads the
+// direct process() call's outputs; offs[0] = count), the slab (payload
+// copies), or a flat array.
+function shape(r, items) {
+  if (r === undefined) {
+    const n = offs[0];
+    if (n === 0) return [];
+    if (n === 1) return [output(0, items instanceof Uint8Array ? items : items[0])];
+    const out = new Array(n);
+    for (let i = 0; i < n; i++) out[i] = output(i, items[i]);
+    return out;
+  }
   if (r instanceof ArrayBuffer) {
     const n = offs[0];
     const out = new Array(n);
-    for (let i = 0; i < n; i++) {
-      out[i] = {
-        originHash: meta[i * 4], sequence: meta[i * 4 + 1], parentHash: meta[i * 4 + 2], horizon: meta[i * 4 + 3],
-        payload: Buffer.from(r, offs[1 + i * 2], offs[2 + i * 2]),
-      };
-    }
+    for (let i = 0; i < n; i++) out[i] = output(i, Buffer.from(r, offs[1 + i * 2], offs[2 + i * 2]));
     return out;
   }
   return flat(r);
+}
+
+function output(i, p) {
+  const j = i * 4;
+  return {
+    originHash: meta[j], sequence: meta[j + 1], parentHash: meta[j + 2], horizon: meta[j + 3],
+    payload: p instanceof Buffer ? p : Buffer.from(p.buffer, p.byteOffset, p.byteLength),
+  };
 }
 
 function flat(flat) {
@@ -170,6 +211,8 @@ class DaemonRuntime {
    * process() runs now, on this thread. Returns the output events
    * ({ originHash, sequence, parentHash, horizon, payload }); none while the
    * daemon is migrating (the event is queued and processed on the target).
+   * The payloads are the very Buffers process() returned: returned Buffers
+   * belong to the runtime (the daemon must not reuse them).
    */
   deliver(origin, event) {
     if (typeof event !== 'object' || event === null) throw invalid('event must be an object { originHash, sequence, payload }');
@@ -177,11 +220,15 @@ class DaemonRuntime {
     if (busy.length !== 0 && busy.includes(keyOf(origin))) throw invalid('a daemon cannot deliver to itself from its own callback');
     busy.push(keyOf(origin));
     const outer = current;
+    const outerOut = directOut; // a deliver from inside another daemon's process()
     current = event;
+    directOut = undefined;
     try {
-      return shape(native.deliver(this.#h, origin, event.originHash, event.sequence, event.payload));
+      const r = native.deliver(this.#h, origin, event.originHash, event.sequence, event.payload);
+      return shape(r, directOut);
     } finally {
       current = outer;
+      directOut = outerOut;
       busy.pop();
     }
   }

@@ -146,6 +146,10 @@ typedef struct addon_state {
     size_t in_len;
     uint64_t in_origin, in_seq;
     int in_set;
+    /* Outputs pushed by that direct process() call (-1: none ran). When the
+     * deliver's outputs are exactly these, JS uses the daemon's own returned
+     * Buffers as the payloads (they belong to the runtime once returned). */
+    int direct_n;
 } addon_state;
 
 static void state_unref(addon_state *s) {
@@ -337,6 +341,11 @@ static int get_args(napi_env env, napi_callback_info info, size_t want, napi_val
 
 /* A u64 from a BigInt or a non-negative safe-integer Number. */
 static int get_u64(napi_env env, napi_value v, const char *what, uint64_t *out) {
+    /* Fast path: a BigInt in range is one N-API call (a non-BigInt only gives
+     * napi_bigint_expected, no exception). */
+    bool lossless = false;
+    if (napi_get_value_bigint_uint64(env, v, out, &lossless) == napi_ok && lossless)
+        return 0;
     napi_valuetype t;
     NAPI_CHECK(env, napi_typeof(env, v, &t));
     char msg[160];
@@ -372,12 +381,12 @@ static int get_bytes(napi_env env, napi_value v, const char *what, const uint8_t
     bool is;
     void *p = NULL;
     size_t n = 0;
-    NAPI_CHECK(env, napi_is_typedarray(env, v, &is));
-    if (is) {
-        napi_typedarray_type type;
-        size_t count, offset;
-        napi_value ab;
-        NAPI_CHECK(env, napi_get_typedarray_info(env, v, &type, &count, &p, &ab, &offset));
+    napi_typedarray_type type;
+    size_t count, offset;
+    napi_value ab;
+    /* Fast path: a Buffer / TypedArray is one N-API call (anything else only
+     * gives napi_invalid_arg, no exception). */
+    if (napi_get_typedarray_info(env, v, &type, &count, &p, &ab, &offset) == napi_ok) {
         size_t elem = 1;
         switch (type) {
         case napi_int16_array: case napi_uint16_array: elem = 2; break;
@@ -389,8 +398,6 @@ static int get_bytes(napi_env env, napi_value v, const char *what, const uint8_t
     } else if (napi_is_arraybuffer(env, v, &is) == napi_ok && is) {
         NAPI_CHECK(env, napi_get_arraybuffer_info(env, v, &p, &n));
     } else if (napi_is_dataview(env, v, &is) == napi_ok && is) {
-        napi_value ab;
-        size_t offset;
         NAPI_CHECK(env, napi_get_dataview_info(env, v, &n, &p, &ab, &offset));
     } else {
         char msg[160];
@@ -581,11 +588,10 @@ static const char *kind_name(int kind) {
 
 /* The box in v, checked for kind; open != 0 also requires a live handle. */
 static box *get_box(napi_env env, napi_value v, int kind, int open) {
-    napi_valuetype t;
     void *data = NULL;
     char msg[160];
-    if (napi_typeof(env, v, &t) != napi_ok || t != napi_external ||
-        napi_get_value_external(env, v, &data) != napi_ok || data == NULL ||
+    /* napi_get_value_external refuses a non-external without throwing. */
+    if (napi_get_value_external(env, v, &data) != napi_ok || data == NULL ||
         ((box *)data)->kind != kind) {
         snprintf(msg, sizeof msg, "net-mesh: expected a %s", kind_name(kind));
         throw_invalid(env, msg);
@@ -892,111 +898,130 @@ static int optional_method(napi_env env, napi_value obj, const char *name, napi_
     return napi_create_reference(env, v, 1, out) == napi_ok ? 0 : -1;
 }
 
+#define MSG_NOT_ARRAY "net-mesh: process() must return an array of Buffers (or nothing), synchronously"
+#define MSG_NOT_BYTES "net-mesh: process() outputs must be Buffers or Uint8Arrays"
+
+/* Push one output straight from the memory of a byte-typed array (the library
+ * copies it once). 0 ok, else the callback's failure (recorded). */
+static int push_output(napi_env env, addon_state *s, net_mesh_outputs *out, napi_value item, uint32_t i) {
+    napi_typedarray_type type;
+    size_t count, off;
+    void *p = NULL;
+    napi_value ab;
+    if (napi_get_typedarray_info(env, item, &type, &count, &p, &ab, &off) != napi_ok ||
+        (type != napi_uint8_array && type != napi_int8_array && type != napi_uint8_clamped_array))
+        return callback_fail_type(env, s, MSG_NOT_BYTES);
+    int prc = net_mesh_outputs_push(out, count ? p : NULL, count);
+    if (prc != NET_MESH_OK) {
+        char msg[1100];
+        snprintf(msg, sizeof msg, "net-mesh: output %u refused: %s", i, net_mesh_last_error());
+        return callback_fail_type(env, s, msg);
+    }
+    return 0;
+}
+
+/* The adapter in lib/runtime.js hands back undefined (no outputs), the lone
+ * output itself (a Uint8Array: one N-API call here) or an array of outputs
+ * (checked item by item). Sets *n to the number pushed. */
+static int take_outputs(napi_env env, addon_state *s, napi_value result, net_mesh_outputs *out, uint32_t *n) {
+    napi_typedarray_type type;
+    size_t count, off;
+    void *p = NULL;
+    napi_value ab;
+    *n = 0;
+    if (napi_get_typedarray_info(env, result, &type, &count, &p, &ab, &off) == napi_ok) {
+        if (push_output(env, s, out, result, 0))
+            return 1;
+        *n = 1;
+        return 0;
+    }
+    napi_valuetype t;
+    bool is_array = false;
+    napi_typeof(env, result, &t);
+    if (t == napi_undefined || t == napi_null)
+        return 0;
+    napi_is_array(env, result, &is_array);
+    if (!is_array)
+        return callback_fail_type(env, s, MSG_NOT_ARRAY);
+    uint32_t len = 0;
+    napi_get_array_length(env, result, &len);
+    for (uint32_t i = 0; i < len; i++) {
+        napi_value item;
+        if (napi_get_element(env, result, i, &item) != napi_ok)
+            return callback_fail_pending(env, s);
+        if (push_output(env, s, out, item, i))
+            return 1;
+    }
+    *n = len;
+    return 0;
+}
+
 static int js_daemon_process(void *ud, const net_mesh_event *ev, net_mesh_outputs *out) {
     js_daemon *d = ud;
     addon_state *s = d->s;
     if (callback_enter(s))
         return 1;
     napi_env env = s->env;
-    napi_handle_scope scope;
-    napi_open_handle_scope(env, &scope);
-    int rc = 1;
-    /* process(slab, off, len) with the ids in meta[0..1]; or, for a large
-     * payload, process(Buffer, -1, len). */
-    napi_value obj, fn, args[3], result;
-    void *dst;
-    size_t off = 0;
     /* The very event the innermost deliver on this thread passed in: JS
-     * hands the daemon the caller's own payload Buffer (process(_, -2, len)),
-     * no copy. */
+     * hands the daemon the caller's own event data (process() with no
+     * arguments), no copy. That call happens once per js_deliver and runs
+     * inside its handle scope, so it needs no scope of its own; every other
+     * call (replay, restore paths, tasks) opens one. */
     int direct = s->in_set && ev->payload == s->in_ptr && ev->payload_len == s->in_len &&
                  ev->link.origin_hash == s->in_origin && ev->link.sequence == s->in_seq;
-    uint8_t *p = !direct && ev->payload_len <= SLAB_MAX_ITEM ? slab_reserve(env, s, ev->payload_len, &off) : NULL;
-    if (napi_get_reference_value(env, d->obj, &obj) != napi_ok ||
-        napi_get_reference_value(env, d->process, &fn) != napi_ok) {
+    napi_handle_scope scope = NULL;
+    if (!direct)
+        napi_open_handle_scope(env, &scope);
+    int rc = 1;
+    /* Otherwise process(slab, off, len) with the ids in meta[0..1]; or, for
+     * a large payload, process(Buffer, -1, len). */
+    napi_value fn, args[3], result;
+    size_t argc = 0;
+    void *dst;
+    size_t off = 0;
+    if (napi_get_reference_value(env, d->process, &fn) != napi_ok) {
         rc = callback_fail_pending(env, s);
         goto done;
     }
-    if (direct) {
-        if (napi_get_undefined(env, &args[0]) != napi_ok || napi_create_int32(env, -2, &args[1]) != napi_ok) {
+    if (!direct) {
+        uint8_t *p = ev->payload_len <= SLAB_MAX_ITEM ? slab_reserve(env, s, ev->payload_len, &off) : NULL;
+        if (p != NULL) {
+            if (ev->payload_len)
+                memcpy(p, ev->payload, ev->payload_len);
+            if (napi_get_reference_value(env, s->slab_ref, &args[0]) != napi_ok ||
+                napi_create_int32(env, (int32_t)off, &args[1]) != napi_ok) {
+                rc = callback_fail_pending(env, s);
+                goto done;
+            }
+        } else if (napi_create_buffer_copy(env, ev->payload_len, ev->payload_len ? (const void *)ev->payload : "",
+                                           &dst, &args[0]) != napi_ok ||
+                   napi_create_int32(env, -1, &args[1]) != napi_ok) {
             rc = callback_fail_pending(env, s);
             goto done;
         }
-    } else if (p != NULL) {
-        if (ev->payload_len)
-            memcpy(p, ev->payload, ev->payload_len);
-        if (napi_get_reference_value(env, s->slab_ref, &args[0]) != napi_ok ||
-            napi_create_int32(env, (int32_t)off, &args[1]) != napi_ok) {
+        if (napi_create_uint32(env, (uint32_t)ev->payload_len, &args[2]) != napi_ok) {
             rc = callback_fail_pending(env, s);
             goto done;
         }
-    } else if (napi_create_buffer_copy(env, ev->payload_len, ev->payload_len ? (const void *)ev->payload : "",
-                                       &dst, &args[0]) != napi_ok ||
-               napi_create_int32(env, -1, &args[1]) != napi_ok) {
-        rc = callback_fail_pending(env, s);
-        goto done;
+        s->meta[0] = ev->link.origin_hash;
+        s->meta[1] = ev->link.sequence;
+        argc = 3;
     }
-    if (napi_create_uint32(env, (uint32_t)ev->payload_len, &args[2]) != napi_ok) {
-        rc = callback_fail_pending(env, s);
-        goto done;
-    }
-    s->meta[0] = ev->link.origin_hash;
-    s->meta[1] = ev->link.sequence;
+    /* The adapter's process is an arrow function: the receiver is unused. */
     s->callback_depth++;
-    napi_status st = napi_call_function(env, obj, fn, 3, args, &result);
+    napi_status st = napi_call_function(env, fn, fn, argc, args, &result);
     s->callback_depth--;
     if (st != napi_ok) {
         rc = callback_fail_pending(env, s);
         goto done;
     }
-    napi_valuetype t;
-    bool is_array = false;
-    napi_typeof(env, result, &t);
-    if (t == napi_undefined || t == napi_null) {
-        rc = 0;
-        goto done;
-    }
-    napi_is_array(env, result, &is_array);
-    if (!is_array) {
-        rc = callback_fail_type(env, s, "net-mesh: process() must return an array of Buffers (or nothing), synchronously");
-        goto done;
-    }
     uint32_t n = 0;
-    napi_get_array_length(env, result, &n);
-    for (uint32_t i = 0; i < n; i++) {
-        napi_value item;
-        bool is;
-        void *p = NULL;
-        size_t len = 0;
-        if (napi_get_element(env, result, i, &item) != napi_ok) {
-            rc = callback_fail_pending(env, s);
-            goto done;
-        }
-        if (napi_is_typedarray(env, item, &is) == napi_ok && is) {
-            napi_typedarray_type type;
-            size_t count, off;
-            napi_value ab;
-            napi_get_typedarray_info(env, item, &type, &count, &p, &ab, &off);
-            if (type != napi_uint8_array && type != napi_int8_array && type != napi_uint8_clamped_array) {
-                rc = callback_fail_type(env, s, "net-mesh: process() outputs must be Buffers or Uint8Arrays");
-                goto done;
-            }
-            len = count;
-        } else {
-            rc = callback_fail_type(env, s, "net-mesh: process() outputs must be Buffers or Uint8Arrays");
-            goto done;
-        }
-        int prc = net_mesh_outputs_push(out, len ? p : NULL, len);
-        if (prc != NET_MESH_OK) {
-            char msg[1100];
-            snprintf(msg, sizeof msg, "net-mesh: output %u refused: %s", i, net_mesh_last_error());
-            rc = callback_fail_type(env, s, msg);
-            goto done;
-        }
-    }
-    rc = 0;
+    rc = take_outputs(env, s, result, out, &n);
+    if (rc == 0 && direct)
+        s->direct_n = (int)n;
 done:
-    napi_close_handle_scope(env, scope);
+    if (scope != NULL)
+        napi_close_handle_scope(env, scope);
     return rc;
 }
 
@@ -2035,15 +2060,25 @@ static napi_value js_spawn_from_snapshot(napi_env env, napi_callback_info info) 
     return daemon_box(env, d);
 }
 
-/* deliver(h, origin, eventOrigin, sequence, payload) → output events */
+/* deliver(h, origin, eventOrigin, sequence, payload) → output events.
+ * Returns undefined when the outputs are in shared memory without payload
+ * bytes: offs[0] = count (0: none), ids in meta, and the payloads are the
+ * Buffers the daemon's direct process() call returned (lib/runtime.js keeps
+ * them). Otherwise the slab (payload copies, see "Shared memory") or a flat
+ * array. */
 static napi_value js_deliver(napi_env env, napi_callback_info info) {
     napi_value argv[5], arr;
-    addon_state *s = state_of(env);
+    size_t argc = 5;
+    void *data = NULL;
     uint64_t origin;
     net_mesh_event ev;
     memset(&ev, 0, sizeof ev);
-    if (get_args(env, info, 5, argv, NULL))
+    NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, &data));
+    addon_state *s = data; /* registered with the function (see the module init) */
+    if (argc < 5) {
+        throw_invalid(env, "net-mesh: deliver needs 5 arguments");
         return NULL;
+    }
     box *b = runtime_arg(env, argv[0]);
     if (b == NULL || get_u64(env, argv[1], "origin", &origin) ||
         get_u64(env, argv[2], "event.originHash", &ev.link.origin_hash) ||
@@ -2059,26 +2094,45 @@ static napi_value js_deliver(napi_env env, napi_callback_info info) {
     const uint8_t *prev_ptr = s->in_ptr;
     size_t prev_len = s->in_len;
     uint64_t prev_origin = s->in_origin, prev_seq = s->in_seq;
-    int prev_set = s->in_set;
+    int prev_set = s->in_set, prev_direct = s->direct_n;
     s->in_ptr = ev.payload;
     s->in_len = ev.payload_len;
     s->in_origin = ev.link.origin_hash;
     s->in_seq = ev.link.sequence;
     s->in_set = 1;
+    s->direct_n = -1;
     s->dl_busy = 1;
     int drc = net_mesh_runtime_deliver_into(b->h, origin, &ev, outp);
+    int direct_n = s->direct_n;
     s->dl_busy = !own;
     s->in_ptr = prev_ptr;
     s->in_len = prev_len;
     s->in_origin = prev_origin;
     s->in_seq = prev_seq;
     s->in_set = prev_set;
+    s->direct_n = prev_direct;
     if (drc != NET_MESH_OK) {
         net_mesh_event_list_free(&local);
         throw_status(env, drc);
         return NULL;
     }
     net_mesh_event_list out = *outp;
+    if (s->meta != NULL && (out.len == 0 || (out.len <= SHARED_MAX && (size_t)direct_n == out.len))) {
+        /* The outputs are exactly what the direct process() call pushed, in
+         * order: ids only, 4 per event. */
+        s->offs[0] = (uint32_t)out.len;
+        for (size_t i = 0; i < out.len; i++) {
+            const net_mesh_event *e = &out.events[i];
+            s->meta[i * 4] = e->link.origin_hash;
+            s->meta[i * 4 + 1] = e->link.sequence;
+            s->meta[i * 4 + 2] = e->link.parent_hash;
+            s->meta[i * 4 + 3] = e->link.horizon;
+            s->offs[1 + i * 2] = 0;
+            s->offs[2 + i * 2] = (uint32_t)e->payload_len;
+        }
+        net_mesh_event_list_free(&local);
+        return NULL;
+    }
     /* Fast path: ids into meta (4 per event), payload offsets into offs
      * (count, then off/len per event), payloads into the slab; returns the
      * slab. Otherwise a flat array: originHash, sequence, parentHash,
@@ -2089,12 +2143,6 @@ static napi_value js_deliver(napi_env env, napi_callback_info info) {
     napi_status st = napi_ok;
     size_t base = 0;
     uint8_t *p = NULL;
-    if (out.len == 0 && s->meta != NULL) {
-        s->offs[0] = 0;
-        NAPI_CALL(env, napi_get_null(env, &arr));
-        net_mesh_event_list_free(&local);
-        return arr;
-    }
     if (out.len <= SHARED_MAX && (p = slab_reserve(env, s, total, &base)) != NULL) {
         s->offs[0] = (uint32_t)out.len;
         size_t at = base;
@@ -2692,7 +2740,7 @@ NAPI_MODULE_INIT() {
     NAPI_CALL(env, napi_add_env_cleanup_hook(env, env_cleanup, s));
 
     napi_property_descriptor props[] = {
-#define FN(name, fn) {name, NULL, fn, NULL, NULL, NULL, napi_default, NULL}
+#define FN(name, fn) {name, NULL, fn, NULL, NULL, NULL, napi_default, s}
         FN("init", js_init),
         FN("setShared", js_set_shared),
         FN("version", js_version),

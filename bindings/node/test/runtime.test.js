@@ -280,3 +280,40 @@ test('payload Buffers stay intact when kept, across slab refills; large payloads
   assert.equal(out.length, 100);
   out.forEach((o, i) => { assert.deepEqual(o.payload, Buffer.alloc(i, i)); assert.equal(o.sequence, BigInt(i + 1)); });
 });
+
+test('returned payloads are handed over: outputs are the very Buffers process() returned', async (t) => {
+  const made = [];
+  const { rt } = await runtime(t, {
+    kinds: {
+      own: () => ({ process: (e) => { const b = [Buffer.from('x'), new Uint8Array([7, 8]), new Int8Array([-1])]; made.push(b); return b.slice(0, Number(e.sequence)); } }),
+      echo,
+      // Delivers to an echo daemon from inside its own process(), then returns its own outputs.
+      outer: () => ({ process: (e) => { const inner = rt.deliver(ech.originHash, { originHash: 9n, sequence: 1n, payload: Buffer.from('in') }); return [Buffer.from('out'), inner[0].payload]; } }),
+    },
+  });
+  const id = Identity.generate();
+  rt.spawn('own', id);
+  const one = rt.deliver(id.originHash, ev(1n));
+  assert.equal(one.length, 1);
+  assert.equal(one[0].payload, made[0][0]); // the same object, not a copy
+  const three = rt.deliver(id.originHash, ev(3n));
+  assert.equal(three[0].payload, made[1][0]);
+  // Typed arrays come back as Buffer views of the same memory.
+  assert.ok(Buffer.isBuffer(three[1].payload) && Buffer.isBuffer(three[2].payload));
+  assert.deepEqual([...three[1].payload], [7, 8]);
+  made[1][1][0] = 9;
+  assert.equal(three[1].payload[0], 9);
+  assert.deepEqual([...three[2].payload], [0xff]);
+  assert.deepEqual(three.map((o) => o.sequence), [2n, 3n, 4n]);
+  // The echo daemon hands back the caller's own payload.
+  const ech = Identity.generate();
+  rt.spawn('echo', ech);
+  const p = Buffer.from('mine');
+  assert.equal(rt.deliver(ech.originHash, { originHash: 1n, sequence: 1n, payload: p })[0].payload, p);
+  const o = Identity.generate();
+  rt.spawn('outer', o);
+  const out = rt.deliver(o.originHash, ev(1n));
+  assert.deepEqual(out.map((x) => x.payload.toString()), ['out', 'in']);
+  assert.deepEqual(out.map((x) => x.originHash), [o.originHash, o.originHash]);
+  assert.deepEqual(out.map((x) => x.sequence), [1n, 2n]);
+});
