@@ -182,7 +182,7 @@ def main() -> int:
     assert rc == 0, rc
     sc = _runtime._Scratch()
     _runtime._pack_ev(sc.ev, 0, 1, 0, 1, 0, _daemon.bytes_address(payload), len(payload), 0)
-    sc.origin_arg.value = bare_id.origin_hash
+    sc.origin_arg = _daemon.word_arg(bare_id.origin_hash)
     raw_deliver = rt._deliver
 
     def deliver_bare(k):

@@ -205,13 +205,13 @@ class _Scratch:
 
     def __init__(self) -> None:
         self.ev = EventIn()
-        self.ev_arg = c_void_p(ctypes.addressof(self.ev))
+        self.ev_arg = ctypes.byref(self.ev)  # a cparam: passed without conversion
         self.lst = EventList()
-        self.lst_arg = c_void_p(ctypes.addressof(self.lst))
+        self.lst_arg = ctypes.byref(self.lst)
         # events, len, reserved_ as three machine words, read without ctypes
         self.lst_view = memoryview(self.lst).cast("B").cast("N")
         self.origin = -1
-        self.origin_arg = c_uint64()
+        self.origin_arg: Any = None  # _daemon.word_arg(self.origin)
 
     def __del__(self) -> None:
         try:
@@ -235,6 +235,9 @@ assert ctypes.sizeof(EventIn) == _daemon._EV.size and ctypes.sizeof(EventList) =
 _addr = _daemon.bytes_address
 _OFF = _daemon.BYTES_OFFSET
 _tnew = tuple.__new__
+_word_arg = _daemon.word_arg
+_cur = _daemon.CURRENT
+_MEM = _daemon.MEM
 
 
 # Runtimes whose library threads may still call Python; stopped at exit.
@@ -335,7 +338,7 @@ class DaemonRuntime(Handle):
         super().__init__(out.value, lib.net_mesh_runtime_free)  # type: ignore[arg-type]
         self._lib = lib
         self._deliver = _ffi.raw_function("net_mesh_runtime_deliver_into")
-        self._ptr_arg = c_void_p(self._ptr)
+        self._ptr_arg = _daemon.word_arg(self._ptr)  # used only while _ptr is set
         self.node = node
         self._has_sink = False
         _live_runtimes.add(self)
@@ -450,24 +453,39 @@ class DaemonRuntime(Handle):
         try:
             try:
                 origin, seq, payload, parent, horizon, recv = event
-                if payload.__class__ is not bytes:
+                if payload.__class__ is not bytes or event.__class__ is not CausalEvent:
+                    # the daemon is handed a plain CausalEvent with bytes
                     payload = _bytes_arg(payload, "payload")
-                _pack_ev(sc.ev, 0, origin, horizon, seq, parent,
-                         (id(payload) + _OFF if _OFF is not None else _addr(payload)) if payload else 0,
-                         len(payload), recv)
+                    if payload.__class__ is not bytes:
+                        payload = bytes(payload)
+                    event = _tnew(CausalEvent, (origin, seq, payload, parent, horizon, recv))
+                # the event as the library will hand it to process(), if it
+                # passes it through unchanged (see _daemon._process)
+                packed = (origin, horizon, seq, parent,
+                          (id(payload) + _OFF if _OFF is not None else _addr(payload)) if payload else 0,
+                          len(payload), recv)
+                _pack_ev(sc.ev, 0, *packed)
             except struct.error as e:
                 raise InvalidArgumentError(f"net_mesh: bad CausalEvent field (u64 expected): {e}") from None
             if sc.origin != origin_hash:
-                sc.origin_arg.value = sc.origin = origin_hash
-            # payload stays referenced by this frame for the whole call
+                sc.origin_arg = _word_arg(origin_hash)
+                sc.origin = origin_hash
+            # payload (and event) stay referenced by this frame for the whole call
+            _cur[0] = (packed, event)
             rc = self._deliver(self._ptr_arg, sc.origin_arg, sc.ev_arg, sc.lst_arg)
+            _cur[0] = None
             if rc:
                 _raise(rc, True)
-            n = sc.lst_view[1]
+            lv = sc.lst_view
+            n = lv[1]
             if not n:
                 return []
             # copy the outputs out now: the next call through this list reuses them
-            mem, base = _daemon.MEM, sc.lst_view[0]
+            mem, base = _MEM, lv[0]
+            if n == 1:
+                o, hz, sq, par, pay, plen, rv = _unpack_ev(mem, base)
+                return [_tnew(CausalEvent, (o, sq, mem[pay:pay + plen].tobytes() if plen else b"",
+                                            par, hz, rv))]
             res = []
             for i in range(n):
                 o, hz, sq, par, pay, plen, rv = _unpack_ev(mem, base + i * _EVSZ)
