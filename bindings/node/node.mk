@@ -21,7 +21,7 @@ NODE_TESTFLAGS ?=
 
 $(NODE_LIB): $(LIB)
 	@mkdir -p $(NODE_BUILD)
-	cp $(LIB) $@
+	cp $(LIB) $@.tmp && mv -f $@.tmp $@  # a new inode: processes running the old copy keep it intact
 
 $(NODE_ADDON): $(NODE_DIR)/src/addon.c include/net_mesh.h $(NODE_LIB)
 	@test -f $(NODE_INCLUDE)/node_api.h || { echo "node_api.h not found under NODE_INCLUDE=$(NODE_INCLUDE)"; exit 1; }

@@ -9,7 +9,7 @@ PY_TESTFLAGS ?= -q
 .PHONY: python test-python bench-python demo-python
 
 $(PY_LIB): $(LIB)
-	cp $(LIB) $@
+	cp $(LIB) $@.tmp && mv -f $@.tmp $@  # a new inode: processes running the old copy keep it intact
 
 # pytest is installed here because CI is a fresh clone (PEP 668 systems need
 # --break-system-packages; a venv works too: make PYTHON=.venv/bin/python).
