@@ -1,4 +1,6 @@
 'use strict';
+// The global Buffer is an accessor: a module binding keeps it off the hot path.
+const { Buffer } = require('node:buffer');
 const native = require('./native');
 const { NetMeshError, invalid } = require('./errors');
 const { identityHandle } = require('./identity');
@@ -88,9 +90,6 @@ function asBuffer(p) {
   return Buffer.from(p);
 }
 
-// The re-entrancy guard compares origins as BigInt.
-const keyOf = (o) => (typeof o === 'number' && Number.isSafeInteger(o) && o >= 0 ? BigInt(o) : o);
-
 // deliver's result → event objects: undefined (ids in meta, payloads the
 // direct process() call's outputs; offs[0] = count), the slab (payload
 // copies), or a flat array.
@@ -159,7 +158,6 @@ class DaemonHandle {
  */
 class DaemonRuntime {
   #h;
-  #busy = []; // origins whose deliver/snapshot is on the stack (nested calls only)
 
   /** options: { workers, queueSize } of the runtime's worker pool. */
   constructor(node, options = {}) {
@@ -216,34 +214,21 @@ class DaemonRuntime {
    */
   deliver(origin, event) {
     if (typeof event !== 'object' || event === null) throw invalid('event must be an object { originHash, sequence, payload }');
-    const busy = this.#busy;
-    if (busy.length !== 0 && busy.includes(keyOf(origin))) throw invalid('a daemon cannot deliver to itself from its own callback');
-    busy.push(keyOf(origin));
+    // A daemon delivering to itself from its own callback is refused by the addon.
     const outer = current;
     const outerOut = directOut; // a deliver from inside another daemon's process()
     current = event;
     directOut = undefined;
     try {
-      const r = native.deliver(this.#h, origin, event.originHash, event.sequence, event.payload);
-      return shape(r, directOut);
+      return shape(native.deliver(this.#h, origin, event.originHash, event.sequence, event.payload), directOut);
     } finally {
       current = outer;
       directOut = outerOut;
-      busy.pop();
     }
   }
 
-  /** The daemon's snapshot bytes, or null for a stateless daemon. */
-  snapshot(origin) {
-    const busy = this.#busy;
-    if (busy.length !== 0 && busy.includes(keyOf(origin))) throw invalid('a daemon cannot snapshot itself from its own callback');
-    busy.push(keyOf(origin));
-    try {
-      return native.snapshot(this.#h, origin);
-    } finally {
-      busy.pop();
-    }
-  }
+  /** The daemon's snapshot bytes, or null for a stateless daemon (not from its own callback). */
+  snapshot(origin) { return native.snapshot(this.#h, origin); }
 
   /** Stop the daemon at origin and drop its factory entry. */
   stop(origin) { native.stop(this.#h, origin); }

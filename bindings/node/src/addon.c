@@ -150,7 +150,16 @@ typedef struct addon_state {
      * deliver's outputs are exactly these, JS uses the daemon's own returned
      * Buffers as the payloads (they belong to the runtime once returned). */
     int direct_n;
+    /* deliver/snapshot calls on the stack (innermost first): a daemon may not
+     * deliver to or snapshot itself from its own callback. */
+    struct call_frame *frames;
 } addon_state;
+
+typedef struct call_frame {
+    struct box *b;
+    uint64_t origin;
+    struct call_frame *prev;
+} call_frame;
 
 static void state_unref(addon_state *s) {
     if (atomic_fetch_sub(&s->refs, 1) == 1) {
@@ -607,6 +616,26 @@ static box *get_box(napi_env env, napi_value v, int kind, int open) {
     }
     return b;
 }
+
+/* Enter a deliver/snapshot of origin on runtime b; refuses (throws) when
+ * one for the same daemon is already on the stack. Leave with frame_leave. */
+static int frame_enter(napi_env env, addon_state *s, call_frame *f, box *b, uint64_t origin, const char *what) {
+    for (call_frame *g = s->frames; g != NULL; g = g->prev) {
+        if (g->b == b && g->origin == origin) {
+            char msg[120];
+            snprintf(msg, sizeof msg, "net-mesh: a daemon cannot %s itself from its own callback", what);
+            throw_invalid(env, msg);
+            return -1;
+        }
+    }
+    f->b = b;
+    f->origin = origin;
+    f->prev = s->frames;
+    s->frames = f;
+    return 0;
+}
+
+static void frame_leave(addon_state *s, call_frame *f) { s->frames = f->prev; }
 
 /* ------------------------------------------------------------------ */
 /* Library info                                                        */
@@ -2085,6 +2114,9 @@ static napi_value js_deliver(napi_env env, napi_callback_info info) {
         get_u64(env, argv[3], "event.sequence", &ev.link.sequence) ||
         get_bytes(env, argv[4], "event.payload", &ev.payload, &ev.payload_len))
         return NULL;
+    call_frame frame;
+    if (frame_enter(env, s, &frame, b, origin, "deliver to"))
+        return NULL;
     /* The reusable list, unless a deliver further up the stack (a daemon
      * delivering from its own callback) is filling it. */
     net_mesh_event_list local = NET_MESH_EVENT_LIST_INIT;
@@ -2103,6 +2135,7 @@ static napi_value js_deliver(napi_env env, napi_callback_info info) {
     s->direct_n = -1;
     s->dl_busy = 1;
     int drc = net_mesh_runtime_deliver_into(b->h, origin, &ev, outp);
+    frame_leave(s, &frame);
     int direct_n = s->direct_n;
     s->dl_busy = !own;
     s->in_ptr = prev_ptr;
@@ -2179,8 +2212,13 @@ static napi_value js_snapshot(napi_env env, napi_callback_info info) {
     if (b == NULL || get_u64(env, argv[1], "origin", &origin))
         return NULL;
     net_mesh_bytes bytes = {0};
+    call_frame frame;
+    if (frame_enter(env, s, &frame, b, origin, "snapshot"))
+        return NULL;
     begin_callbacks(env, s);
-    NM_CALL(env, net_mesh_runtime_snapshot(b->h, origin, &bytes));
+    int rc = net_mesh_runtime_snapshot(b->h, origin, &bytes);
+    frame_leave(s, &frame);
+    NM_CALL(env, rc);
     if (bytes.data == NULL) {
         NAPI_CALL(env, napi_get_null(env, &out));
         return out;

@@ -222,3 +222,25 @@ test('submit runs a function on the JS thread through the pool and executor', as
   assert.equal(order[0], 'sync');
   assert.deepEqual(order.slice(1).sort(), [true, 'second'].sort());
 });
+
+test('a daemon cannot snapshot itself from its own process(); another daemon it can (number or BigInt origin)', async (t) => {
+  const { rt } = await runtime(t, {
+    kinds: {
+      counter,
+      selfSnap: () => ({ process: () => { rt.snapshot(me.originHash); return []; } }),
+      otherSnap: () => ({ process: () => [rt.snapshot(c.originHash)] }),
+    },
+  });
+  const me = Identity.generate();
+  rt.spawn('selfSnap', me);
+  assert.throws(() => rt.deliver(me.originHash, ev(1n)),
+    isCode('PROCESS_FAILED', (e) => { assert.ok(e instanceof NetMeshError); assert.equal(e.code, 'INVALID_ARGUMENT'); }));
+  const c = Identity.generate();
+  rt.spawn('counter', c);
+  rt.deliver(c.originHash, ev(1n));
+  const o = Identity.generate();
+  rt.spawn('otherSnap', o);
+  const out = rt.deliver(o.originHash, ev(1n));
+  assert.equal(out.length, 1);
+  assert.equal(out[0].payload.subarray(0, 4).toString(), 'CDS1');
+});
