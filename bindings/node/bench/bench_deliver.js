@@ -123,12 +123,12 @@ async function main() {
   }));
   rows.push(['pool → executor → JS thread, round trip (one at a time)', serial]);
 
-  // Pieces of the echo path measured alone (pure JS, same process): what the
-  // binding builds per event on top of the library call and the JS call.
+  // Pieces measured alone (pure JS, same process): what the binding builds
+  // per event on top of the library call and the JS call.
   const ab = new ArrayBuffer(65536);
   const meta = new BigUint64Array(8);
   const view = measure(N, (i) => Buffer.from(ab, (i & 1023) * 64, 64));
-  rows.push(['  part: one Buffer view of the slab (Buffer.from(ab, off, len))', view]);
+  rows.push(['  part: one Buffer view of the slab (Buffer.from(ab, off, len); replay path only now)', view]);
   const outObj = measure(N, (i) => ({ originHash: meta[0], sequence: meta[1], parentHash: meta[2], horizon: meta[3], payload: i }));
   rows.push(['  part: one output object with 4 BigInts read from a BigUint64Array', outObj]);
   const inObj = measure(N, () => ({ originHash: 1n, sequence: 1n, payload }));
@@ -191,7 +191,7 @@ async function main() {
     '',
     `Floor = one N-API call into the library making one callback into an empty JS function. ` +
       `Goal: deliver ≤ 3× floor. Measured: ${(sinkNs / floor).toFixed(1)}× (no outputs), ${(echoNs / floor).toFixed(1)}× (echo).`,
-    `Rows marked "part" are pieces of the echo path timed alone; the migration rows are medians of ${ROUNDS} migrations.`,
+    `Rows marked "part" are pieces of the binding's per-event work timed alone; the migration rows are medians of ${ROUNDS} migrations.`,
     NOTES,
   ];
   const text = lines.join('\n');
