@@ -2,13 +2,13 @@ package identity
 
 import (
 	"crypto/cipher"
+	"crypto/ecdh"
 	"crypto/rand"
 	"crypto/subtle"
 	"fmt"
 	"io"
 
 	"golang.org/x/crypto/chacha20poly1305"
-	"golang.org/x/crypto/curve25519"
 )
 
 // Identity envelope wire constants (FORMATS §5).
@@ -97,8 +97,15 @@ func sealEnvelope(rng io.Reader, kp *Keypair, target, link [32]byte) (*Envelope,
 		return nil, fmt.Errorf("%w: ephemeral key: %w", ErrEnvelope, err)
 	}
 	defer clear(eph[:])
-	ephPub := X25519Public(eph)
-	shared, err := curve25519.X25519(eph[:], target[:])
+	// crypto/ecdh derives E while building the key, so sealing costs two
+	// ladders (E and the shared secret) instead of four via curve25519.X25519.
+	ephKey, err := ecdh.X25519().NewPrivateKey(eph[:])
+	if err != nil {
+		return nil, fmt.Errorf("%w: ephemeral key: %w", ErrEnvelope, err)
+	}
+	var ephPub [32]byte
+	copy(ephPub[:], ephKey.PublicKey().Bytes())
+	shared, err := x25519Shared(ephKey, target)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrEnvelopeBadTarget, err)
 	}
@@ -133,19 +140,63 @@ func OpenEnvelope(b []byte, targetStaticPriv [32]byte, expectedSigner EntityID, 
 	return e.Open(targetStaticPriv, expectedSigner, link)
 }
 
+// StaticKey is a node's X25519 static key prepared for opening envelopes:
+// the public half is derived once, so each open costs one X25519 ladder.
+// It is immutable and safe for concurrent use.
+type StaticKey struct {
+	priv *ecdh.PrivateKey
+	pub  [32]byte
+}
+
+// NewStaticKey prepares priv for OpenEnvelopeWith.
+func NewStaticKey(priv [32]byte) *StaticKey {
+	k, err := ecdh.X25519().NewPrivateKey(priv[:])
+	if err != nil {
+		panic("identity: x25519 rejected a 32-byte private key") // unreachable
+	}
+	sk := &StaticKey{priv: k}
+	copy(sk.pub[:], k.PublicKey().Bytes())
+	return sk
+}
+
+// Matches reports, in constant time, whether k was prepared from priv.
+func (k *StaticKey) Matches(priv [32]byte) bool {
+	return subtle.ConstantTimeCompare(k.priv.Bytes(), priv[:]) == 1
+}
+
+// Public returns the X25519 public key of the static key.
+func (k *StaticKey) Public() [32]byte { return k.pub }
+
+// OpenEnvelopeWith is OpenEnvelope with a prepared static key; same checks,
+// same order, same errors.
+func OpenEnvelopeWith(b []byte, key *StaticKey, expectedSigner EntityID, link [32]byte) (*Keypair, error) {
+	e, err := DecodeEnvelope(b)
+	if err != nil {
+		return nil, err
+	}
+	return e.OpenWith(key, expectedSigner, link)
+}
+
 // Open is OpenEnvelope on an already decoded envelope.
 func (e *Envelope) Open(targetStaticPriv [32]byte, expectedSigner EntityID, link [32]byte) (*Keypair, error) {
+	return e.OpenWith(NewStaticKey(targetStaticPriv), expectedSigner, link)
+}
+
+// OpenWith is Open with a prepared static key.
+func (e *Envelope) OpenWith(key *StaticKey, expectedSigner EntityID, link [32]byte) (*Keypair, error) {
 	if e.SignerPub != expectedSigner {
 		return nil, ErrEnvelopeSignerMismatch
 	}
-	if !VerifyStrict(e.SignerPub, signedEnvelopeBytes(e.TargetStaticPub, link), e.Signature[:]) {
+	var signed [64]byte
+	copy(signed[:32], e.TargetStaticPub[:])
+	copy(signed[32:], link[:])
+	if !VerifyStrict(e.SignerPub, signed[:], e.Signature[:]) {
 		return nil, ErrEnvelopeBadSignature
 	}
-	ourPub := X25519Public(targetStaticPriv)
-	if subtle.ConstantTimeCompare(ourPub[:], e.TargetStaticPub[:]) != 1 {
+	if subtle.ConstantTimeCompare(key.pub[:], e.TargetStaticPub[:]) != 1 {
 		return nil, ErrEnvelopeWrongTarget
 	}
-	shared, err := curve25519.X25519(targetStaticPriv[:], e.EphemeralPub[:])
+	shared, err := x25519Shared(key.priv, e.EphemeralPub)
 	if err != nil {
 		// A small-order ephemeral key yields no shared secret to open with.
 		return nil, fmt.Errorf("%w: %w", ErrEnvelopeDecrypt, err)
@@ -165,6 +216,16 @@ func (e *Envelope) Open(targetStaticPriv [32]byte, expectedSigner EntityID, link
 		return nil, ErrEnvelopeSeedMismatch
 	}
 	return kp, nil
+}
+
+// x25519Shared is X25519(priv, peer); an all-zero result (small-order peer
+// key) is an error, as with curve25519.X25519.
+func x25519Shared(priv *ecdh.PrivateKey, peer [32]byte) ([]byte, error) {
+	pub, err := ecdh.X25519().NewPublicKey(peer[:])
+	if err != nil {
+		return nil, err
+	}
+	return priv.ECDH(pub)
 }
 
 // envelopeCipher derives the XChaCha20-Poly1305 key from the X25519 shared
@@ -202,15 +263,15 @@ func GenerateX25519() (priv, pub [32]byte, err error) {
 	return priv, X25519Public(priv), nil
 }
 
-// X25519Public returns the X25519 public key of priv.
+// X25519Public returns the X25519 public key of priv (one ladder).
 func X25519Public(priv [32]byte) [32]byte {
 	var pub [32]byte
-	out, err := curve25519.X25519(priv[:], curve25519.Basepoint)
+	k, err := ecdh.X25519().NewPrivateKey(priv[:])
 	if err != nil {
-		// Unreachable: a clamped scalar times the base point is never the
-		// all-zero point. Returning zeros keeps the function total.
+		// Unreachable: any 32 bytes are a valid X25519 private key.
+		// Returning zeros keeps the function total.
 		return pub
 	}
-	copy(pub[:], out)
+	copy(pub[:], k.PublicKey().Bytes())
 	return pub
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/crypto/curve25519"
 )
 
 // envFixture is a daemon identity, a target node key and a chain link.
@@ -376,4 +377,61 @@ func FuzzOpenEnvelope(f *testing.F) {
 		copy(over[int(in[0])%EnvelopeSize:], in[1:])
 		open(t, over[:])
 	})
+}
+
+// OpenEnvelopeWith (prepared static key) answers exactly as OpenEnvelope:
+// the same keypair for a good envelope and the same first failure for every
+// single-byte tampering and for a foreign key.
+func TestOpenEnvelopeWithMatchesOpenEnvelope(t *testing.T) {
+	f := newEnvFixture(t)
+	b := f.seal(t)
+	id := f.daemon.EntityID()
+	key := NewStaticKey(f.targetPriv)
+	require.Equal(t, f.targetPub, key.Public())
+	require.True(t, key.Matches(f.targetPriv))
+	otherPriv, _, err := GenerateX25519()
+	require.NoError(t, err)
+	require.False(t, key.Matches(otherPriv))
+
+	kp, err := OpenEnvelopeWith(b[:], key, id, f.link)
+	require.NoError(t, err)
+	require.Equal(t, id, kp.EntityID())
+
+	_, err = OpenEnvelopeWith(b[:], NewStaticKey(otherPriv), id, f.link)
+	require.ErrorIs(t, err, ErrEnvelopeWrongTarget)
+	for i := range EnvelopeSize {
+		bad := b
+		bad[i] ^= 0x01
+		_, want := OpenEnvelope(bad[:], f.targetPriv, id, f.link)
+		_, got := OpenEnvelopeWith(bad[:], key, id, f.link)
+		require.Error(t, got, "byte %d", i)
+		require.Equal(t, want.Error(), got.Error(), "byte %d", i)
+	}
+}
+
+// X25519Public (via crypto/ecdh) agrees with curve25519.X25519 on the base
+// point for random keys.
+func TestX25519PublicMatchesCurve25519(t *testing.T) {
+	for range 32 {
+		var priv [32]byte
+		_, err := rand.Read(priv[:])
+		require.NoError(t, err)
+		want, err := curve25519.X25519(priv[:], curve25519.Basepoint)
+		require.NoError(t, err)
+		got := X25519Public(priv)
+		require.Equal(t, want, got[:])
+	}
+}
+
+func BenchmarkOpenEnvelopeWith(b *testing.B) {
+	f := newEnvFixture(b)
+	env := f.seal(b)
+	id := f.daemon.EntityID()
+	key := NewStaticKey(f.targetPriv)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := OpenEnvelopeWith(env[:], key, id, f.link); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -65,6 +65,7 @@ import (
 	"time"
 
 	"github.com/netmesh/libnetmesh/core/compute"
+	"github.com/netmesh/libnetmesh/core/identity"
 	"github.com/netmesh/libnetmesh/core/migration/msg"
 )
 
@@ -115,6 +116,10 @@ type Engine struct {
 	lanes [numLanes]lane
 
 	simNotReady atomic.Bool
+
+	// staticKey caches the node's X25519 static key prepared for opening
+	// identity envelopes (rebuilt if the node ever reports another key).
+	staticKey atomic.Pointer[identity.StaticKey]
 
 	// mu guards the role records and caches below.
 	mu        sync.Mutex
@@ -511,4 +516,17 @@ func (e *Engine) watchdog() {
 func (e *Engine) alive(node uint64) bool {
 	_, ok := e.node.PeerStaticKey(node)
 	return ok
+}
+
+// openKey returns the node's static key prepared for OpenEnvelopeWith,
+// derived once per key rather than once per migration.
+func (e *Engine) openKey() *identity.StaticKey {
+	priv := e.node.StaticPrivateKey()
+	defer clear(priv[:])
+	if k := e.staticKey.Load(); k != nil && k.Matches(priv) {
+		return k
+	}
+	k := identity.NewStaticKey(priv)
+	e.staticKey.Store(k)
+	return k
 }

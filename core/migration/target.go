@@ -135,7 +135,7 @@ func (e *Engine) restore(t *tgtRec, data []byte) {
 	var kp *identity.Keypair
 	switch {
 	case snap.Envelope != nil:
-		kp, err = identity.OpenEnvelope(snap.Envelope[:], e.node.StaticPrivateKey(), snap.EntityID, snap.ChainLink.Bytes())
+		kp, err = identity.OpenEnvelopeWith(snap.Envelope[:], e.openKey(), snap.EntityID, snap.ChainLink.Bytes())
 		if err != nil {
 			e.tgtFail(t, msg.Reason{Code: msg.IdentityTransportFailed, Text: clip(err.Error())}, true)
 			return
