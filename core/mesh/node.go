@@ -150,9 +150,16 @@ type Node struct {
 	disp   dispatcher
 	closed atomic.Bool
 
-	sendq   chan outPacket   // to writerLoop; nil unless the transport batches
-	ephPool chan noise.DHKey // pre-generated ephemeral keys (ephemeral.go)
-	ephWake chan struct{}
+	sendq chan outPacket // to writerLoop; nil unless the transport batches
+	// wmu is held by every write of a batching transport (writer goroutine
+	// or a sender writing directly); pending counts packets queued or held
+	// by the writer, not yet written; lastWrite is when the last write ended
+	// (nanotime). See enqueue.
+	wmu       sync.Mutex
+	pending   atomic.Int64
+	lastWrite atomic.Int64
+	ephPool   chan noise.DHKey // pre-generated ephemeral keys (ephemeral.go)
+	ephWake   chan struct{}
 
 	certs [2][64]byte // our hello certificates, by role (handshake.go)
 

@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 )
 
@@ -166,20 +167,61 @@ type outPacket struct {
 	to  net.Addr
 }
 
-// enqueue hands a sealed packet to the writer goroutine, counting it as sent.
-// buf belongs to the writer once sent on the queue.
+// directIdle is how long the socket must have been idle (no write finished
+// more recently) for a sender to write its packet itself instead of queueing
+// it. Latency-bound traffic (one message, then a round trip) skips the hand-off
+// to the writer goroutine; back-to-back traffic keeps going through the writer,
+// which batches it (GSO) and overlaps the socket work with sealing.
+const directIdle = 50 * time.Microsecond
+
+// enqueue sends a sealed packet, counting it as sent: written directly by the
+// caller when nothing is queued, no write is in progress and the socket has
+// been idle for directIdle; otherwise handed to the writer goroutine. buf
+// belongs to enqueue (returned to packetPool) in every case.
+//
+// Ordering: n.pending counts packets queued or held by the writer until they
+// are written, and every write (direct or batched) holds n.wmu, so a direct
+// write under wmu with pending == 0 never overtakes an earlier packet.
 func (n *Node) enqueue(buf *[]byte, to net.Addr) error {
 	size := uint64(len(*buf))
+	if n.pending.Load() == 0 && nanotime()-n.lastWrite.Load() >= int64(directIdle) && n.wmu.TryLock() {
+		if n.pending.Load() == 0 {
+			if n.ctx.Err() != nil {
+				n.wmu.Unlock()
+				packetPool.Put(buf)
+				return ErrClosed
+			}
+			_, err := n.tr.WriteTo(*buf, to)
+			n.lastWrite.Store(nanotime())
+			n.wmu.Unlock()
+			packetPool.Put(buf)
+			// Like a queued packet: counted as sent, a write error only logged.
+			n.ctr.packetsSent.Add(1)
+			n.ctr.bytesSent.Add(size)
+			if err != nil && !n.closed.Load() {
+				n.logf(LogDebug, "mesh: write error", map[string]any{"err": err.Error()})
+			}
+			return nil
+		}
+		n.wmu.Unlock()
+	}
+	n.pending.Add(1)
 	select {
 	case n.sendq <- outPacket{buf: buf, to: to}:
 		n.ctr.packetsSent.Add(1)
 		n.ctr.bytesSent.Add(size)
 		return nil
 	case <-n.ctx.Done():
+		n.pending.Add(-1)
 		packetPool.Put(buf)
 		return ErrClosed
 	}
 }
+
+// nanotime is a monotonic clock reading in nanoseconds.
+func nanotime() int64 { return int64(time.Since(clockBase)) }
+
+var clockBase = time.Now()
 
 // writerLoop drains sendq: it takes whatever is queued (up to writerBatch)
 // and writes runs of packets to the same address in one batch, so sealing on
@@ -197,6 +239,7 @@ func (n *Node) writerLoop() {
 		case <-n.ctx.Done():
 			return
 		}
+		n.wmu.Lock() // waits for a direct write in progress
 	fill:
 		for len(batch) < writerBatch {
 			select {
@@ -218,6 +261,9 @@ func (n *Node) writerLoop() {
 			}
 			i = j
 		}
+		n.lastWrite.Store(nanotime())
+		n.pending.Add(-int64(len(batch)))
+		n.wmu.Unlock()
 		for i := range batch {
 			packetPool.Put(batch[i].buf)
 			batch[i] = outPacket{}
