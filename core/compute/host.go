@@ -560,19 +560,7 @@ func (h *DaemonHost) ledgerBytes() ([]byte, error) {
 // (no outputs) until Cutover or Resume. It waits for a call in progress, so
 // a snapshot taken after it sees every event processed before it.
 func (h *DaemonHost) BeginBuffering() error {
-	h.mu.Lock()
-	defer h.unlock()
-	if h.closed.Load() {
-		return h.notFound()
-	}
-	switch HostPhase(h.phase.Load()) {
-	case PhaseBuffering:
-		return &MigrationError{Detail: MigrationAlreadyMigrating, Msg: originStr(h.origin)}
-	case PhaseMoved:
-		return &MigrationError{Detail: MigrationWrongPhase, Msg: "daemon already moved"}
-	}
-	h.phase.Store(uint32(PhaseBuffering))
-	return nil
+	return h.BeginMigrationBuffering(BufferRules{})
 }
 
 // Buffered is the number of queued events.
