@@ -16,6 +16,7 @@ import "C"
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -109,12 +110,20 @@ func migrationOf(h unsafe.Pointer) (*migObj, error) {
 
 // push queues p. Without a progress callback the queue is condensed to the
 // latest note per phase, so a handle nobody listens to stays small.
+//
+// A report can race the end note (the core pushes its last progress from the
+// goroutine that changed the phase while another one records the outcome):
+// progress always goes before the end note, so it is never lost behind it.
 func (m *migObj) push(p migration.Progress) {
 	m.mu.Lock()
-	if m.prog == nil && len(m.queue) > 0 && !m.queue[len(m.queue)-1].end && m.queue[len(m.queue)-1].p.Phase == p.Phase {
-		m.queue[len(m.queue)-1].p = p
+	at := len(m.queue) // insertion point: before a queued end note
+	if at > 0 && m.queue[at-1].end {
+		at--
+	}
+	if m.prog == nil && at > 0 && !m.queue[at-1].end && m.queue[at-1].p.Phase == p.Phase {
+		m.queue[at-1].p = p
 	} else {
-		m.queue = append(m.queue, note{p: p})
+		m.queue = slices.Insert(m.queue, at, note{p: p})
 	}
 	m.kickLocked()
 	m.mu.Unlock()

@@ -114,7 +114,10 @@ static void on_progress(void *ud, int phase, uint64_t bytes, uint64_t total, uin
     r->phases |= 1u << phase;
     r->calls++;
     if (total > r->max_total_bytes) r->max_total_bytes = total;
-    if (phase == NET_MESH_MIGRATION_PHASE_TRANSFER) {
+    /* the report for the last chunk may already carry the next phase (a fast
+     * target restores before the sender's report lands), so bytes are
+     * tracked from TRANSFER on */
+    if (phase >= NET_MESH_MIGRATION_PHASE_TRANSFER) {
         r->last_bytes = bytes;
         r->last_total = total;
     }
