@@ -16,8 +16,13 @@ NODE_INCLUDE ?= $(firstword $(wildcard /usr/include/node /usr/local/include/node
 NODE_CFLAGS  ?= -O2 -g
 NODE_WARN    := -std=c11 -Wall -Wextra -Werror -Wno-unused-parameter -Wno-unused-function
 NODE_TESTFLAGS ?=
+NPM          ?= npm
+# The dev tools pinned in package.json/package-lock.json (TypeScript and
+# Node's type declarations), installed by `npm ci`; npm keeps its copy of the
+# lock file in node_modules, which serves as the stamp.
+NODE_DEV     := $(NODE_DIR)/node_modules/.package-lock.json
 
-.PHONY: node test-node bench-node
+.PHONY: node test-node typecheck-node bench-node
 
 $(NODE_LIB): $(LIB)
 	@mkdir -p $(NODE_BUILD)
@@ -30,7 +35,14 @@ $(NODE_ADDON): $(NODE_DIR)/src/addon.c include/net_mesh.h $(NODE_LIB)
 
 node: $(NODE_ADDON) ## build the Node.js addon bindings/node/build/net_mesh.node
 
-test-node: node python ## Node binding tests (node --test; the cross-language tests use the Python package)
+$(NODE_DEV): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
+	cd $(NODE_DIR) && $(NPM) ci --no-audit --no-fund
+	@touch $@
+
+typecheck-node: $(NODE_DEV) ## tsc --noEmit of test/types/api.ts against index.d.ts (misuses must fail)
+	cd $(NODE_DIR) && node_modules/.bin/tsc --noEmit -p test/types
+
+test-node: node python typecheck-node ## Node binding tests: index.d.ts type check, then node --test (the cross-language tests use the Python package)
 	cd $(NODE_DIR) && $(NODE) --test $(NODE_TESTFLAGS) test/*.test.js
 
 bench-node: node ## Node deliver vs floor; writes bindings/node/bench/RESULTS-node.md
