@@ -797,6 +797,90 @@ int net_mesh_runtime_deliver(net_mesh_runtime *rt, uint64_t origin, const net_me
 int net_mesh_runtime_deliver_into(net_mesh_runtime *rt, uint64_t origin,
                                   const net_mesh_event *event, net_mesh_event_list *list);
 
+/*
+ * Host-driven delivery: the host runs its daemon's process itself, so the
+ * deliver path makes no callback into the host (cheaper for hosts whose
+ * callbacks are expensive, e.g. Python ctypes). Three calls per event:
+ *
+ *   net_mesh_runtime_deliver_begin(rt, origin, &ev, &ticket, &ud);
+ *   if (ticket) {   // 0: queued behind a migration, nothing more to do
+ *       ...run the daemon whose user_data is ud on ev...
+ *       ok ? net_mesh_runtime_deliver_commit(rt, origin, ticket, recs, len, meta, cap, &n)
+ *          : net_mesh_runtime_deliver_abort(rt, origin, ticket, "why");
+ *   }
+ *
+ * Only for daemons made through this ABI (a vtable: a kind factory's create,
+ * or spawn_with_daemon / spawn_from_snapshot_with_daemon).
+ *
+ * Leases and threads: a granted ticket is a lease on the daemon — its host
+ * stays locked from begin until commit or abort, exactly as while its process
+ * callback runs in net_mesh_runtime_deliver. Every lease MUST end with
+ * exactly one commit or abort (also when the host's code fails); commit and
+ * abort may run on another thread than begin. While a lease is held, the
+ * holding thread must not call into the runtime for that same daemon
+ * (deliver, deliver_begin or snapshot would wait on itself); other
+ * daemons, and other threads, are fine: calls for the leased daemon wait for
+ * the lease like they wait for a running process. Stop is fine (it does not
+ * wait): a daemon stopped (or its runtime shut down) while leased is still
+ * committed or aborted by its ticket, and its finalizer runs when the lease
+ * ends. Free the runtime only
+ * after every lease ended (a lease left open keeps its daemon locked).
+ * Tickets are unique for the process's lifetime: a ticket that is 0, stale
+ * (already committed or aborted), never issued, or issued for another daemon
+ * or runtime gives _INVALID_ARGUMENT and changes nothing.
+ */
+
+/*
+ * Everything net_mesh_runtime_deliver does before calling process: readiness,
+ * lookup, the host lock, the migration phase gate and the horizon. event is
+ * borrowed for the call (copied if the library keeps it). On NET_MESH_OK:
+ * *ticket != 0 — the lease is granted and *daemon_user_data is the user_data
+ * of the daemon instance to run (what the factory's create returned, or what
+ * spawn_with_daemon got); or *ticket == 0 (and *daemon_user_data NULL) — the
+ * daemon is migrating and the event was queued (as deliver returning no
+ * outputs). On failure *ticket is 0 and no lease is held.
+ * Returns NET_MESH_OK, _BAD_HANDLE, _INVALID_ARGUMENT (NULL event, ticket or
+ * daemon_user_data; a daemon not made through a vtable), _NOT_READY,
+ * _SHUTTING_DOWN, _DAEMON_NOT_FOUND, _DAEMON_MOVED (see
+ * net_mesh_last_error_moved_to), _MIGRATION (as for deliver: "wrong-phase"
+ * on a migration target before its first replay, "buffer-full").
+ */
+int net_mesh_runtime_deliver_begin(net_mesh_runtime *rt, uint64_t origin,
+                                   const net_mesh_event *event, uint64_t *ticket,
+                                   void **daemon_user_data);
+
+/*
+ * End a lease with the outputs the host's process produced: records holds
+ * them as consecutive [u64 little-endian length][bytes] records (no outputs:
+ * records_len 0, records may be NULL); borrowed for the call. The library
+ * does what deliver does after process — appends each output to the chain,
+ * counts, takes the automatic snapshot when due (the snapshot callback runs
+ * on this thread), releases the lease — and writes 4 values per output i into
+ * meta[4i..4i+3]: sequence, parent_hash, horizon, received_at (the output's
+ * origin_hash is the daemon's, its payload the host's own bytes). meta_cap
+ * counts uint64_t values (needs 4 × outputs; meta may be NULL when there are
+ * none). *n_out receives the number of outputs.
+ * A malformed record, meta_cap too small (then *n_out tells how many outputs
+ * the records hold) or a NULL n_out gives _INVALID_ARGUMENT with NOTHING
+ * appended — and the lease still ends, counted as a failed process, so nothing
+ * stays locked. A bad ticket gives _INVALID_ARGUMENT and changes nothing.
+ * Returns NET_MESH_OK, _BAD_HANDLE, _INVALID_ARGUMENT, _INTERNAL.
+ */
+int net_mesh_runtime_deliver_commit(net_mesh_runtime *rt, uint64_t origin, uint64_t ticket,
+                                    const uint8_t *records, size_t records_len, uint64_t *meta,
+                                    size_t meta_cap, size_t *n_out);
+
+/*
+ * End a lease whose process failed in the host: counts the error (as a failed
+ * process callback does), appends nothing and releases the lease. message
+ * (may be NULL; borrowed) goes to the library's log at debug level; the host
+ * reports the failure to its own caller itself (as _PROCESS_FAILED would be).
+ * Returns NET_MESH_OK, _BAD_HANDLE, _INVALID_ARGUMENT (bad ticket: nothing
+ * changed).
+ */
+int net_mesh_runtime_deliver_abort(net_mesh_runtime *rt, uint64_t origin, uint64_t ticket,
+                                   const char *message);
+
 /* One entry of a daemon's subscription ledger. */
 typedef struct net_mesh_subscription {
     uint64_t publisher;

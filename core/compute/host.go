@@ -89,6 +89,8 @@ type DaemonHost struct {
 	lastStamp uint64
 	// scratch (under mu) holds the outputs handed to a DeliverVisit visitor.
 	scratch []causal.Event
+	// ls (under mu) is the live host-driven delivery lease (lease.go).
+	ls leaseState
 
 	lender Lender                      // daemon as a Lender, nil if it is not one
 	clock  atomic.Pointer[coarseClock] // the runtime's clock once registered

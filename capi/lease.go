@@ -1,0 +1,153 @@
+package main
+
+/*
+#include "capi.h"
+*/
+import "C"
+
+import (
+	"encoding/binary"
+	"unsafe"
+
+	"github.com/netmesh/libnetmesh/core/causal"
+	"github.com/netmesh/libnetmesh/core/compute"
+)
+
+// Host-driven delivery (core/compute/lease.go): the host runs its daemon's
+// process itself between deliver_begin and deliver_commit/deliver_abort, so
+// the deliver path makes no callback into the host language.
+
+var errNotVtable = errf(statusInvalidArgument, "host-driven delivery needs a daemon made through the C ABI (a vtable)")
+
+// onlyCDaemons is the lease's check: the host can only run what it made.
+func onlyCDaemons(d compute.Daemon) error {
+	if _, ok := d.(*cDaemon); !ok {
+		return errNotVtable
+	}
+	return nil
+}
+
+//export net_mesh_runtime_deliver_begin
+func net_mesh_runtime_deliver_begin(h *C.net_mesh_runtime, origin C.uint64_t, ev *C.nm_cevent, ticket *C.uint64_t, ud *unsafe.Pointer) (rc C.int) {
+	defer guard(&rc)
+	r, err := runtimeOf(unsafe.Pointer(h))
+	if err != nil {
+		return fail(err)
+	}
+	if ev == nil || ticket == nil || ud == nil {
+		return fail(errf(statusInvalidArgument, "event, ticket or daemon_user_data is NULL"))
+	}
+	*ticket, *ud = 0, nil
+	payload, err := borrowChecked("event payload", (*C.nm_cu8)(ev.payload), ev.payload_len)
+	if err != nil {
+		return fail(err)
+	}
+	in := causal.Event{
+		Link: causal.Link{Origin: uint64(ev.link.origin_hash), Horizon: uint64(ev.link.horizon),
+			Sequence: uint64(ev.link.sequence), Parent: uint64(ev.link.parent_hash)},
+		Payload:    payload,
+		ReceivedAt: uint64(ev.received_at),
+	}
+	l, err := r.rt.DeliverBegin(uint64(origin), in, onlyCDaemons)
+	if err != nil {
+		return fail(err)
+	}
+	if l.Ticket != 0 {
+		*ticket = C.uint64_t(l.Ticket)
+		*ud = cptr(l.Daemon.(*cDaemon).life.ud)
+	}
+	return statusOK
+}
+
+// parseRecords splits [u64 LE length][bytes] records into dst (views of b).
+func parseRecords(dst [][]byte, b []byte) ([][]byte, error) {
+	for off := 0; off < len(b); {
+		if len(b)-off < 8 {
+			return dst, errf(statusInvalidArgument, "records: truncated length at offset %d", off)
+		}
+		n := binary.LittleEndian.Uint64(b[off:])
+		off += 8
+		if n > uint64(len(b)-off) {
+			return dst, errf(statusInvalidArgument, "records: record at offset %d claims %d bytes, %d left", off-8, n, len(b)-off)
+		}
+		dst = append(dst, b[off:off+int(n):off+int(n)])
+		off += int(n)
+	}
+	return dst, nil
+}
+
+//export net_mesh_runtime_deliver_commit
+func net_mesh_runtime_deliver_commit(h *C.net_mesh_runtime, origin, ticket C.uint64_t, records *C.nm_cu8, recordsLen C.size_t, meta *C.uint64_t, metaCap C.size_t, nOut *C.size_t) (rc C.int) {
+	defer guard(&rc)
+	r, err := runtimeOf(unsafe.Pointer(h))
+	if err != nil {
+		return fail(err) // the lease (if any) stays live: nothing changed
+	}
+	if nOut != nil {
+		*nOut = 0
+	}
+	var outsArr [4][]byte
+	var evsArr [4]causal.Event
+	outs, err := func() ([][]byte, error) {
+		if nOut == nil {
+			return nil, errf(statusInvalidArgument, "n_out is NULL")
+		}
+		b, err := borrowChecked("records", records, recordsLen)
+		if err != nil {
+			return nil, err
+		}
+		outs, err := parseRecords(outsArr[:0], b)
+		if err != nil {
+			return nil, err
+		}
+		if uint64(metaCap) < 4*uint64(len(outs)) {
+			*nOut = C.size_t(len(outs))
+			return nil, errf(statusInvalidArgument, "meta holds %d values, %d outputs need %d", uint64(metaCap), len(outs), 4*len(outs))
+		}
+		if len(outs) > 0 && meta == nil {
+			return nil, errf(statusInvalidArgument, "meta is NULL")
+		}
+		return outs, nil
+	}()
+	if err != nil {
+		// Unusable outputs: the lease still ends (counted like a failed
+		// process) so nothing stays locked; a bad ticket changes nothing.
+		if aerr := r.rt.DeliverAbort(uint64(origin), uint64(ticket)); aerr != nil {
+			return fail(aerr)
+		}
+		return fail(err)
+	}
+	evs, err := r.rt.DeliverCommit(evsArr[:0], uint64(origin), uint64(ticket), outs)
+	if err != nil {
+		return fail(err)
+	}
+	if len(evs) > 0 {
+		m := unsafe.Slice((*uint64)(unsafe.Pointer(meta)), 4*len(evs))
+		for i, e := range evs {
+			m[4*i] = e.Link.Sequence
+			m[4*i+1] = e.Link.Parent
+			m[4*i+2] = e.Link.Horizon
+			m[4*i+3] = e.ReceivedAt
+		}
+	}
+	*nOut = C.size_t(len(evs))
+	return statusOK
+}
+
+//export net_mesh_runtime_deliver_abort
+func net_mesh_runtime_deliver_abort(h *C.net_mesh_runtime, origin, ticket C.uint64_t, msg *C.nm_cchar) (rc C.int) {
+	defer guard(&rc)
+	r, err := runtimeOf(unsafe.Pointer(h))
+	if err != nil {
+		return fail(err)
+	}
+	if err := r.rt.DeliverAbort(uint64(origin), uint64(ticket)); err != nil {
+		return fail(err)
+	}
+	if msg != nil {
+		if s, err := goString("message", msg); err == nil {
+			r.rt.Log(compute.LogDebug, "capi: host-driven process failed", map[string]any{"origin": uint64(origin), "error": s})
+		}
+	}
+	return statusOK
+}

@@ -1,0 +1,194 @@
+package compute
+
+import (
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/netmesh/libnetmesh/core/causal"
+)
+
+// Host-driven delivery: a host language calls its daemon itself instead of
+// being called back. DeliverBegin does everything Deliver does before the
+// daemon's Process and returns with the host locked under a lease; the host
+// runs its daemon, then DeliverCommit (the outputs) or DeliverAbort (a
+// failure) does the rest and releases the lease.
+//
+// Concurrency: a lease IS the host's mutex, held from DeliverBegin until
+// DeliverCommit/DeliverAbort, possibly released from another goroutine (Go
+// mutexes allow it). Everything else that touches the host waits for it as it
+// waits for a running Process. Tickets are unique for the process's lifetime
+// and looked up in one table, so a stale, reused, foreign or forged ticket is
+// refused without touching any host, and a host stopped or unregistered
+// while leased is still released by its ticket.
+
+// Lease is a granted delivery: the ticket to commit or abort, and the daemon
+// the host is to run. Ticket 0 means the event was queued (the host is
+// migrating): nothing to run, nothing to commit.
+type Lease struct {
+	Ticket uint64
+	Daemon Daemon
+}
+
+// leaseState is the live lease of a host, guarded by the host's mu (it is
+// written only by the lease holder).
+type leaseState struct {
+	ticket uint64       // 0: none
+	ev     causal.Event // the input, for observers (payload copied only if any)
+}
+
+type leaseRef struct {
+	rt *Runtime
+	h  *DaemonHost
+}
+
+var (
+	leaseSeq atomic.Uint64 // last ticket handed out
+	leaseTab struct {
+		sync.Mutex
+		m map[uint64]leaseRef
+	}
+)
+
+func errBadTicket(why string) error {
+	return wrapErr(ErrInvalidArgument, "delivery ticket "+why, nil)
+}
+
+// DeliverBegin is the first half of Deliver. Needs Ready. It looks up the
+// daemon, locks its host, runs check(daemon) (a non-nil error is returned as
+// is, nothing changed), applies the phase gate — a buffering host queues ev
+// and returns a zero Lease (nil error); a moved or stopped one refuses it —
+// observes ev in the horizon and returns the lease with the host still
+// locked. ev.Payload is borrowed for the call (copied when observers of
+// origin are registered). The caller must end a granted lease with
+// DeliverCommit or DeliverAbort, and must not call into the runtime for the
+// same daemon from the same goroutine in between (it would wait on itself).
+func (r *Runtime) DeliverBegin(origin uint64, ev causal.Event, check func(Daemon) error) (Lease, error) {
+	if State(r.state.Load()) != StateReady {
+		return Lease{}, r.requireReady()
+	}
+	h := r.reg.host(origin)
+	if h == nil {
+		return Lease{}, r.missing(origin)
+	}
+	h.mu.Lock()
+	if check != nil {
+		if err := check(h.daemon); err != nil {
+			h.unlock()
+			return Lease{}, err
+		}
+	}
+	if err := h.admitLocked(ev); err != nil || HostPhase(h.phase.Load()) == PhaseBuffering {
+		h.unlock()
+		return Lease{}, err
+	}
+	h.observeLocked(ev)
+	if m := r.observers.m.Load(); m != nil && len((*m)[origin]) > 0 {
+		ev.Payload = slices.Clone(ev.Payload)
+	} else {
+		ev.Payload = nil
+	}
+	t := leaseSeq.Add(1)
+	h.ls = leaseState{ticket: t, ev: ev}
+	leaseTab.Lock()
+	if leaseTab.m == nil {
+		leaseTab.m = make(map[uint64]leaseRef)
+	}
+	leaseTab.m[t] = leaseRef{rt: r, h: h}
+	leaseTab.Unlock()
+	return Lease{Ticket: t, Daemon: h.daemon}, nil
+}
+
+// takeLease claims the live lease ticket of origin's host on r: the entry
+// leaves the table, so of concurrent or repeated calls exactly one wins.
+// Anything else is ErrInvalidArgument with nothing changed.
+func (r *Runtime) takeLease(origin, ticket uint64) (*DaemonHost, error) {
+	if ticket == 0 {
+		return nil, errBadTicket("is 0")
+	}
+	leaseTab.Lock()
+	ref, ok := leaseTab.m[ticket]
+	if ok && ref.rt == r && ref.h.origin == origin {
+		delete(leaseTab.m, ticket)
+	}
+	leaseTab.Unlock()
+	switch {
+	case !ok:
+		return nil, errBadTicket("is not live (already committed or aborted, or never issued)")
+	case ref.rt != r:
+		return nil, errBadTicket("belongs to another runtime")
+	case ref.h.origin != origin:
+		return nil, errBadTicket("belongs to another daemon")
+	}
+	return ref.h, nil
+}
+
+// DeliverCommit is the second half of Deliver: outs are the payloads the
+// daemon returned for the leased event (borrowed for the call; the chain
+// keeps no reference). It appends each to the chain, counts, takes the
+// automatic snapshot if due, releases the lease and fires the observers,
+// and appends the wrapped outputs to dst (Payload = outs[i] itself).
+// A bad ticket is ErrInvalidArgument with nothing changed.
+func (r *Runtime) DeliverCommit(dst []causal.Event, origin, ticket uint64, outs [][]byte) ([]causal.Event, error) {
+	h, err := r.takeLease(origin, ticket)
+	if err != nil {
+		return dst, err
+	}
+	ev := h.ls.ev
+	h.ls = leaseState{}
+	dst, err = h.commitLocked(dst, outs)
+	h.unlock()
+	if err == nil {
+		r.fireObservers(origin, ev)
+	}
+	return dst, err
+}
+
+// DeliverAbort ends a lease whose Process failed in the host: the failure
+// counts as an error of the daemon (as a failed Process does) and the lease
+// is released. A bad ticket is ErrInvalidArgument with nothing changed.
+func (r *Runtime) DeliverAbort(origin, ticket uint64) error {
+	h, err := r.takeLease(origin, ticket)
+	if err != nil {
+		return err
+	}
+	h.ls = leaseState{}
+	h.stats.errors.Add(1)
+	h.unlock()
+	return nil
+}
+
+// observeLocked records ev in the horizon (processVisitLocked's first step).
+func (h *DaemonHost) observeLocked(ev causal.Event) {
+	h.horizon.Observe(ev.Link.Origin, ev.Link.Sequence)
+	if n := h.horizon.Len(); n != h.hlen {
+		h.hlen = n
+		h.bloom |= causal.BloomBits(ev.Link.Origin)
+	}
+}
+
+// commitLocked is processVisitLocked after the daemon returned outs.
+func (h *DaemonHost) commitLocked(dst []causal.Event, outs [][]byte) ([]causal.Event, error) {
+	n := h.stats.processed.Add(1)
+	if len(outs) > 0 {
+		hz := h.bloom
+		now := h.stampLocked()
+		dst = slices.Grow(dst, len(outs))
+		for i, p := range outs {
+			link, err := h.chain.Append(p, hz)
+			if err != nil {
+				h.stats.emitted.Add(uint64(i))
+				h.stats.errors.Add(1)
+				return dst, err
+			}
+			dst = append(dst, causal.Event{Link: link, Payload: p, ReceivedAt: now})
+		}
+		h.stats.emitted.Add(uint64(len(outs)))
+	}
+	if iv := h.cfg.AutoSnapshotInterval; iv > 0 && n%iv == 0 {
+		if s, err := h.snapshotLocked(false); err == nil && s != nil {
+			h.latest.Store(s)
+		}
+	}
+	return dst, nil
+}
