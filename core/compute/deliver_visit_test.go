@@ -56,7 +56,7 @@ func TestDeliverVisitMatchesDeliver(t *testing.T) {
 		want, err := ref.Deliver(ev)
 		require.NoError(t, err)
 		calls := 0
-		require.NoError(t, rt.DeliverVisit(h.OriginHash(), ev, func(outs []causal.Event) error {
+		require.NoError(t, rt.DeliverVisit(h.OriginHash(), &ev, func(outs []causal.Event) error {
 			calls++
 			require.Len(t, outs, len(want))
 			for j := range outs {
@@ -94,20 +94,20 @@ func TestDeliverVisitErrorAndQueue(t *testing.T) {
 	fired := 0
 	defer rt.OnDelivered(o, func(causal.Event) { fired++ })()
 	boom := assert.AnError
-	assert.ErrorIs(t, rt.DeliverVisit(o, inputEvent(1, 1, []byte("x")), func([]causal.Event) error { return boom }), boom)
+	assert.ErrorIs(t, rt.DeliverVisit(o, new(inputEvent(1, 1, []byte("x"))), func([]causal.Event) error { return boom }), boom)
 	assert.Equal(t, 1, fired)
 
 	host, ok := rt.LookupHost(o)
 	require.True(t, ok)
 	require.NoError(t, host.BeginBuffering())
-	require.NoError(t, rt.DeliverVisit(o, inputEvent(1, 2, []byte("y")), func([]causal.Event) error {
+	require.NoError(t, rt.DeliverVisit(o, new(inputEvent(1, 2, []byte("y"))), func([]causal.Event) error {
 		t.Fatal("visitor called for a queued event")
 		return nil
 	}))
 	assert.Equal(t, 1, host.Buffered())
 	assert.Equal(t, 1, fired)
 	require.NoError(t, rt.Stop(bg, o))
-	assert.ErrorIs(t, rt.DeliverVisit(o, inputEvent(1, 3, nil), func([]causal.Event) error { return nil }), ErrDaemonNotFound)
+	assert.ErrorIs(t, rt.DeliverVisit(o, new(inputEvent(1, 3, nil)), func([]causal.Event) error { return nil }), ErrDaemonNotFound)
 }
 
 // Through a runtime, ReceivedAt comes from the coarse clock: unix ns close to

@@ -94,6 +94,7 @@ type DaemonHost struct {
 
 	lender Lender                      // daemon as a Lender, nil if it is not one
 	clock  atomic.Pointer[coarseClock] // the runtime's clock once registered
+	seen   atomic.Uint64               // a registry generation it was registered at (registry.host)
 }
 
 // Lender is optionally implemented by a Daemon that can lend its outputs
@@ -302,53 +303,58 @@ func (h *DaemonHost) notFound() error {
 // Deliver runs ev through the daemon (BEHAVIOUR §1) and returns the wrapped
 // outputs, nil when there are none or the host is buffering.
 func (h *DaemonHost) Deliver(ev causal.Event) ([]causal.Event, error) {
-	out, _, err := h.deliverAppend(nil, ev)
+	out, _, err := h.deliverAppend(nil, &ev)
 	return out, err
 }
 
-// deliverAppend is the hot path; processed is false when ev was queued.
-func (h *DaemonHost) deliverAppend(dst []causal.Event, ev causal.Event) (_ []causal.Event, processed bool, err error) {
+// deliverAppend is the hot path; processed is false when ev was queued. ev
+// is passed by pointer down the path (read only): copying the 64-byte event
+// at every call costs more than the calls.
+func (h *DaemonHost) deliverAppend(dst []causal.Event, ev *causal.Event) (_ []causal.Event, processed bool, err error) {
 	h.mu.Lock()
 	defer h.unlock()
-	if err := h.admitLocked(ev); err != nil || HostPhase(h.phase.Load()) == PhaseBuffering {
+	if queued, err := h.admitLocked(ev); err != nil || queued {
 		return dst, false, err
 	}
-	dst, processed, err = h.processVisitLocked(dst, ev, nil)
-	return dst, processed, err
+	return h.processVisitLocked(dst, ev, nil)
 }
 
 // deliverVisit is deliverAppend handing the outputs to visit while mu is
 // held (see Runtime.DeliverVisit). processed is true when the daemon
 // processed ev, even if visit then failed.
-func (h *DaemonHost) deliverVisit(ev causal.Event, visit func([]causal.Event) error) (processed bool, err error) {
+func (h *DaemonHost) deliverVisit(ev *causal.Event, visit func([]causal.Event) error) (processed bool, err error) {
 	h.mu.Lock()
 	defer h.unlock()
-	if err := h.admitLocked(ev); err != nil || HostPhase(h.phase.Load()) == PhaseBuffering {
+	if queued, err := h.admitLocked(ev); err != nil || queued {
 		return false, err
 	}
-	h.scratch, processed, err = h.processVisitLocked(h.scratch[:0], ev, visit)
-	if cap(h.scratch) > 16 {
+	var outs []causal.Event
+	outs, processed, err = h.processVisitLocked(h.scratch[:0], ev, visit)
+	if cap(outs) > 16 {
 		h.scratch = nil // a burst of outputs: do not keep its payloads alive
 	} else {
-		clear(h.scratch) // nor the payloads of the common case
+		for i := range outs {
+			outs[i].Payload = nil // nor the payloads of the common case
+		}
+		h.scratch = outs
 	}
 	return processed, err
 }
 
 // admitLocked is the phase gate of a delivery: a closed or moved host
-// refuses ev; a buffering one queues it (the caller then stops, nil error
-// meaning queued).
-func (h *DaemonHost) admitLocked(ev causal.Event) error {
+// refuses ev; a buffering one queues it (queued reports that; err is then
+// the queue's refusal, if any).
+func (h *DaemonHost) admitLocked(ev *causal.Event) (queued bool, err error) {
 	if h.closed.Load() {
-		return h.notFound()
+		return false, h.notFound()
 	}
 	switch HostPhase(h.phase.Load()) {
+	case PhaseNormal:
+		return false, nil
 	case PhaseBuffering:
-		return h.enqueueLocked(ev)
-	case PhaseMoved:
-		return &MovedError{Node: h.movedTo.Load()}
+		return true, h.enqueueLocked(*ev)
 	}
-	return nil
+	return false, &MovedError{Node: h.movedTo.Load()}
 }
 
 // processLocked runs ev through the daemon and appends the wrapped outputs
@@ -356,7 +362,7 @@ func (h *DaemonHost) admitLocked(ev causal.Event) error {
 // elements, as the output payloads), so a daemon may reuse it between calls.
 // The chain hashes each payload as it is appended and keeps no reference.
 func (h *DaemonHost) processLocked(dst []causal.Event, ev causal.Event) ([]causal.Event, error) {
-	dst, _, err := h.processVisitLocked(dst, ev, nil)
+	dst, _, err := h.processVisitLocked(dst, &ev, nil)
 	return dst, err
 }
 
@@ -364,7 +370,7 @@ func (h *DaemonHost) processLocked(dst []causal.Event, ev causal.Event) ([]causa
 // user code (the auto-snapshot comes after), and a Lender daemon lends them:
 // they are valid only during visit. processed reports that the daemon
 // processed ev (err may still be the visitor's).
-func (h *DaemonHost) processVisitLocked(dst []causal.Event, ev causal.Event, visit func([]causal.Event) error) (_ []causal.Event, processed bool, err error) {
+func (h *DaemonHost) processVisitLocked(dst []causal.Event, ev *causal.Event, visit func([]causal.Event) error) (_ []causal.Event, processed bool, err error) {
 	h.horizon.Observe(ev.Link.Origin, ev.Link.Sequence)
 	if n := h.horizon.Len(); n != h.hlen {
 		h.hlen = n
@@ -376,9 +382,9 @@ func (h *DaemonHost) processVisitLocked(dst []causal.Event, ev causal.Event, vis
 		// lent call on it: stay on the thread until visit is done.
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
-		outs, err = callProcessLent(h.lender, ev)
+		outs, err = callProcessLent(h.lender, *ev)
 	} else {
-		outs, err = callProcess(h.daemon, ev)
+		outs, err = callProcess(h.daemon, *ev)
 	}
 	if err != nil {
 		h.stats.errors.Add(1)

@@ -2,6 +2,7 @@ package compute
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/netmesh/libnetmesh/core/identity"
 )
@@ -26,25 +27,62 @@ func (e *FactoryEntry) IsPlaceholder() bool { return e.Keypair == nil }
 // moved to after it left (a tombstone answering daemon-moved). Removals
 // take the exact pointer they expect, so a rollback never drops an entry
 // somebody else registered for the same origin.
+//
+// Host lookups are served without the lock when they hit last, the host of
+// the latest locked lookup: gen changes (under mu) with every change of the
+// hosts map, and a host's seen holds a gen at which it was the map's entry
+// for its origin. While gen still equals that value nothing changed since,
+// so the host still is the entry. A stale seen only causes a miss.
 type registry struct {
 	mu        sync.RWMutex
+	gen       atomic.Uint64 // from regGen, bumped under mu when hosts changes
+	last      atomic.Pointer[DaemonHost]
 	hosts     map[uint64]*DaemonHost
 	factories map[uint64]*FactoryEntry
 	moved     map[uint64]uint64
 }
 
+// regGen hands out registry generations, unique across registries: a seen
+// value one registry stored can never match another registry's gen.
+var regGen atomic.Uint64
+
+// changedLocked marks a change of the hosts map. Callers hold mu.
+func (r *registry) changedLocked() {
+	r.gen.Store(regGen.Add(1))
+	r.last.Store(nil) // do not keep a removed host alive
+}
+
 func newRegistry() *registry {
-	return &registry{
+	r := &registry{
 		hosts:     make(map[uint64]*DaemonHost),
 		factories: make(map[uint64]*FactoryEntry),
 		moved:     make(map[uint64]uint64),
 	}
+	r.gen.Store(regGen.Add(1))
+	return r
 }
 
+// host is origin's live host, nil if none.
 func (r *registry) host(origin uint64) *DaemonHost {
+	if h := r.last.Load(); h != nil && h.origin == origin && h.seen.Load() == r.gen.Load() {
+		return h
+	}
+	return r.hostSlow(origin)
+}
+
+func (r *registry) hostSlow(origin uint64) *DaemonHost {
 	r.mu.RLock()
 	h := r.hosts[origin]
+	g := r.gen.Load()
 	r.mu.RUnlock()
+	if h != nil {
+		if h.seen.Load() != g {
+			h.seen.Store(g)
+		}
+		if r.last.Load() != h {
+			r.last.Store(h)
+		}
+	}
 	return h
 }
 
@@ -77,6 +115,7 @@ func (r *registry) insertHost(h *DaemonHost) bool {
 		return false
 	}
 	r.hosts[h.origin] = h
+	r.changedLocked()
 	delete(r.moved, h.origin)
 	return true
 }
@@ -90,6 +129,7 @@ func (r *registry) removeHost(h *DaemonHost) bool {
 		return false
 	}
 	delete(r.hosts, h.origin)
+	r.changedLocked()
 	if node, ok := h.MovedTo(); ok {
 		r.moved[h.origin] = node
 	}
@@ -135,6 +175,7 @@ func (r *registry) removeOrigin(origin uint64) (*DaemonHost, bool) {
 		return nil, false
 	}
 	delete(r.hosts, origin)
+	r.changedLocked()
 	delete(r.factories, origin)
 	return h, true
 }
@@ -149,6 +190,7 @@ func (r *registry) clear() []*DaemonHost {
 		hs = append(hs, h)
 	}
 	clear(r.hosts)
+	r.changedLocked()
 	clear(r.factories)
 	clear(r.moved)
 	return hs

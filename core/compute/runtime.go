@@ -518,9 +518,9 @@ func (r *Runtime) DeliverAppend(dst []causal.Event, origin uint64, ev causal.Eve
 	if h == nil {
 		return dst, r.missing(origin)
 	}
-	out, processed, err := h.deliverAppend(dst, ev)
+	out, processed, err := h.deliverAppend(dst, &ev)
 	if processed {
-		r.fireObservers(origin, ev)
+		r.fireObserversOf(origin, &ev)
 	}
 	return out, err
 }
@@ -532,8 +532,9 @@ func (r *Runtime) DeliverAppend(dst []causal.Event, origin uint64, ev causal.Eve
 // the runtime for the same daemon. The slice and the payloads are valid only
 // during visit (a Lender daemon lends them from a per-thread buffer): copy
 // what must outlive it. visit's error is returned as is (the event counts
-// as processed; observers fire).
-func (r *Runtime) DeliverVisit(origin uint64, ev causal.Event, visit func(outs []causal.Event) error) error {
+// as processed; observers fire). *ev is only read, during the call (by
+// pointer: the hot path of the C ABI).
+func (r *Runtime) DeliverVisit(origin uint64, ev *causal.Event, visit func(outs []causal.Event) error) error {
 	if State(r.state.Load()) != StateReady {
 		return r.requireReady()
 	}
@@ -543,7 +544,7 @@ func (r *Runtime) DeliverVisit(origin uint64, ev causal.Event, visit func(outs [
 	}
 	processed, err := h.deliverVisit(ev, visit)
 	if processed {
-		r.fireObservers(origin, ev)
+		r.fireObserversOf(origin, ev)
 	}
 	return err
 }
@@ -601,13 +602,14 @@ func (r *Runtime) updateObservers(edit func(map[uint64][]observer)) {
 	r.observers.m.Store(&m)
 }
 
-func (r *Runtime) fireObservers(origin uint64, ev causal.Event) {
-	m := r.observers.m.Load()
-	if m == nil {
-		return
-	}
-	for _, ob := range (*m)[origin] {
-		ob.fn(ev)
+func (r *Runtime) fireObservers(origin uint64, ev causal.Event) { r.fireObserversOf(origin, &ev) }
+
+// fireObserversOf is fireObservers without copying ev when nobody observes.
+func (r *Runtime) fireObserversOf(origin uint64, ev *causal.Event) {
+	if m := r.observers.m.Load(); m != nil {
+		for _, ob := range (*m)[origin] {
+			ob.fn(*ev)
+		}
 	}
 }
 
