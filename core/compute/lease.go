@@ -78,7 +78,7 @@ func (r *Runtime) DeliverBegin(origin uint64, ev causal.Event, check func(Daemon
 			return Lease{}, err
 		}
 	}
-	if err := h.admitLocked(ev); err != nil || HostPhase(h.phase.Load()) == PhaseBuffering {
+	if queued, err := h.admitLocked(&ev); err != nil || queued {
 		h.unlock()
 		return Lease{}, err
 	}
