@@ -91,11 +91,16 @@ func (e *Engine) StartMigrationWith(ctx context.Context, origin, source, target 
 func (e *Engine) attempt(ctx context.Context, r *orchRec, viaExec bool) error {
 	e.setPhase(r, PhaseSnapshot, func() { r.bytesMoved, r.totalBytes, r.chunksMoved, r.totalChunks, r.shipped = 0, 0, 0, 0, 0 })
 	if r.source != e.self {
+		// Transfer before TakeSnapshot leaves: the source's chunks and the
+		// target's RestoreComplete can be handled on the lane before this
+		// goroutine runs again, and must find the migration in Transfer
+		// (set afterwards, the reply was dropped as early and the phase
+		// could go back).
+		e.setPhase(r, PhaseTransfer, nil)
 		err := e.route(ctx, r.source, &msg.Message{Type: msg.TakeSnapshot, Origin: r.origin, TargetNode: r.target})
 		if err != nil {
 			return sendErr(r.source, err)
 		}
-		e.setPhase(r, PhaseTransfer, nil)
 		return nil
 	}
 	s, data, seq, err := e.beginSource(r.origin, e.self, r.target, r.opts.TransportIdentity, viaExec)

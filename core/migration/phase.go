@@ -8,10 +8,13 @@ import "time"
 //
 // Snapshot: the source is buffering the daemon's events and snapshotting it
 // (also while a NotReady retry waits). Transfer: chunks are being handed to
-// the mesh. Restore: every chunk is sent; the target reassembles, checks and
-// restores. Replay: the target replays the events queued on the source.
-// Cutover: the source gave the daemon up; the target is being activated.
-// Complete: the target acknowledged; the record is then dropped.
+// the mesh; with a remote source, from just before TakeSnapshot is sent
+// (the orchestrator does not see the snapshot being taken, and any reply
+// finds the migration in Transfer). Restore: every chunk is sent; the
+// target reassembles, checks and restores. Replay: the target replays the
+// events queued on the source. Cutover: the source gave the daemon up; the
+// target is being activated. Complete: the target acknowledged; the record
+// is then dropped. Phases only move forward within an attempt.
 type Phase uint8
 
 const (
