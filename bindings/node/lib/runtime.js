@@ -9,17 +9,19 @@ const { MigrationHandle, TOKEN: MIGRATION_TOKEN, phaseName } = require('./migrat
 
 const HANDLE = Symbol('net-mesh.daemon');
 
-// Shared with the addon (see "Shared memory" in src/addon.c): ids in meta,
-// payload offsets in offs, payload bytes in the addon's slab.
-const shared = { meta: new BigUint64Array(256), offs: new Uint32Array(129) };
-const MAX = native.setShared(shared, shared.meta, shared.offs);
-const { meta, offs } = shared;
+// Shared with the addon (see "Shared memory" in src/addon.c): ids in meta
+// (4 per output: sequence, parentHash, horizon, receivedAt), payload bytes of
+// replayed events in the addon's slab.
+const shared = { meta: new BigUint64Array(256) };
+native.setShared(shared, shared.meta);
+const { meta } = shared;
 
-// What the addon calls: process() with no arguments for the event of the
-// innermost deliver() (see `current`), else process(slab, off, len) with the
-// ids in meta (or a Buffer and off -1); the user's methods are called as
-// methods (so `this` is the daemon) with one event object. process's result
-// goes back through outputs().
+// The adapter the addon keeps per daemon. deliver() calls the user's
+// daemon (.daemon) itself; the addon calls .process(slab, off, len) for the
+// events the runtime delivers on its own (replay), with the ids in meta (or
+// a Buffer and off -1). The user's methods are called as methods (so `this`
+// is the daemon) with one event object; process's result goes back through
+// outputs().
 function adapt(daemon) {
   if (daemon === null || (typeof daemon !== 'object' && typeof daemon !== 'function')) {
     throw new TypeError(`net-mesh: a factory must return a daemon object, got ${daemon === null ? 'null' : typeof daemon}`);
@@ -33,15 +35,13 @@ function adapt(daemon) {
     }
   }
   return {
+    daemon,
     // An arrow function: the addon calls it with an arbitrary receiver.
-    process: (slab, off, len) => {
-      if (off === undefined) return (directOut = outputs(daemon.process(direct())));
-      return outputs(daemon.process({
-        originHash: meta[0],
-        sequence: meta[1],
-        payload: off < 0 ? slab : Buffer.from(slab, off, len),
-      }));
-    },
+    process: (slab, off, len) => outputs(daemon.process({
+      originHash: meta[0],
+      sequence: meta[1],
+      payload: off < 0 ? slab : Buffer.from(slab, off, len),
+    })),
     snapshot: typeof daemon.snapshot === 'function' ? () => daemon.snapshot() : undefined,
     restore: typeof daemon.restore === 'function' ? (state) => daemon.restore(state) : undefined,
   };
@@ -68,55 +68,26 @@ function outputs(r) {
   return a;
 }
 
-// The outputs of the direct process() call of the deliver() running now.
-let directOut;
-
-// The event of the innermost deliver() on the stack. The addon calls
-// process() without arguments for exactly that event: the daemon gets the
-// caller's own payload Buffer (no copy) and ids without a trip through meta.
-let current = null;
-
-function direct() {
-  const { originHash, sequence, payload } = current;
-  return {
-    originHash: typeof originHash === 'bigint' ? originHash : BigInt(originHash),
-    sequence: typeof sequence === 'bigint' ? sequence : BigInt(sequence),
-    payload: payload instanceof Buffer ? payload : asBuffer(payload),
-  };
-}
-
 function asBuffer(p) {
   if (ArrayBuffer.isView(p)) return Buffer.from(p.buffer, p.byteOffset, p.byteLength);
   return Buffer.from(p);
 }
 
-// deliver's result → event objects: undefined (ids in meta, payloads the
-// direct process() call's outputs; offs[0] = count), the slab (payload
-// copies), or a flat array.
-function shape(r, items) {
-  if (r === undefined) {
-    const n = offs[0];
-    if (n === 0) return [];
-    if (n === 1) return [output(0, items instanceof Uint8Array ? items : items[0])];
-    const out = new Array(n);
-    for (let i = 0; i < n; i++) out[i] = output(i, items[i]);
-    return out;
+// deliver's output events: ids from m (meta, or the addon's own
+// BigUint64Array for many outputs; sequence, parentHash, horizon, receivedAt
+// per output), payloads the very outputs process() returned (items).
+function shape(n, m, origin, items) {
+  const o = typeof origin === 'bigint' ? origin : BigInt(origin);
+  if (n === 1) {
+    const p = items instanceof Uint8Array ? items : items[0];
+    return [{ originHash: o, sequence: m[0], parentHash: m[1], horizon: m[2], payload: p instanceof Buffer ? p : asBuffer(p) }];
   }
-  if (r instanceof ArrayBuffer) {
-    const n = offs[0];
-    const out = new Array(n);
-    for (let i = 0; i < n; i++) out[i] = output(i, Buffer.from(r, offs[1 + i * 2], offs[2 + i * 2]));
-    return out;
+  const out = new Array(n);
+  for (let i = 0, j = 0; i < n; i++, j += 4) {
+    const p = items[i];
+    out[i] = { originHash: o, sequence: m[j], parentHash: m[j + 1], horizon: m[j + 2], payload: p instanceof Buffer ? p : asBuffer(p) };
   }
-  return flat(r);
-}
-
-function output(i, p) {
-  const j = i * 4;
-  return {
-    originHash: meta[j], sequence: meta[j + 1], parentHash: meta[j + 2], horizon: meta[j + 3],
-    payload: p instanceof Buffer ? p : Buffer.from(p.buffer, p.byteOffset, p.byteLength),
-  };
+  return out;
 }
 
 function flat(flat) {
@@ -214,17 +185,26 @@ class DaemonRuntime {
    */
   deliver(origin, event) {
     if (typeof event !== 'object' || event === null) throw invalid('event must be an object { originHash, sequence, payload }');
-    // A daemon delivering to itself from its own callback is refused by the addon.
-    const outer = current;
-    const outerOut = directOut; // a deliver from inside another daemon's process()
-    current = event;
-    directOut = undefined;
+    const { originHash, sequence, payload } = event;
+    // The addon leases the daemon (its host stays locked until commit or
+    // abort) and hands back its adapter; undefined: queued mid-migration.
+    // A daemon delivering to itself from its own process() is refused there.
+    const a = native.deliverBegin(this.#h, origin, originHash, sequence, payload);
+    if (a === undefined) return [];
+    let r;
     try {
-      return shape(native.deliver(this.#h, origin, event.originHash, event.sequence, event.payload), directOut);
-    } finally {
-      current = outer;
-      directOut = outerOut;
+      r = outputs(a.daemon.process({
+        originHash: typeof originHash === 'bigint' ? originHash : BigInt(originHash),
+        sequence: typeof sequence === 'bigint' ? sequence : BigInt(sequence),
+        payload: payload instanceof Buffer ? payload : asBuffer(payload),
+      }));
+    } catch (e) {
+      throw native.deliverAbort(e); // PROCESS_FAILED, e as .cause; the lease is closed
     }
+    const n = native.deliverCommit(r); // closes the lease, also when it throws
+    if (n === 0) return [];
+    if (typeof n === 'number') return shape(n, meta, origin, r);
+    return shape(n.length / 4, n, origin, r);
   }
 
   /** The daemon's snapshot bytes, or null for a stateless daemon (not from its own callback). */

@@ -8,9 +8,11 @@
  *  - Every export runs on the JS thread of one environment (main thread or a
  *    worker). Per-environment state lives in an addon_state set as instance
  *    data; there are no C globals besides constants.
- *  - Host-initiated library calls (deliver, snapshot, spawn*, stop) call the
- *    daemon callbacks synchronously on this same thread: the callbacks call
- *    JS directly.
+ *  - deliver is host-driven: JS runs the daemon's process() itself between
+ *    deliverBegin and deliverCommit/deliverAbort (see "Deliver"). The other
+ *    host-initiated library calls (snapshot, spawn*, stop, and a commit's
+ *    automatic snapshot) call the daemon callbacks synchronously on this same
+ *    thread: the callbacks call JS directly.
  *  - Network-initiated callbacks (a migration arriving, replay) reach us as
  *    executor tasks posted from library threads. post() queues the task and
  *    wakes the JS thread through a threadsafe function; the JS thread runs it
@@ -123,9 +125,8 @@ typedef struct addon_state {
     napi_ref slab_ref;
     uint8_t *slab;
     size_t slab_used;
-    napi_ref shared_ref;     /* the JS object holding meta and offs */
+    napi_ref shared_ref;     /* the JS object holding meta */
     uint64_t *meta;          /* SHARED_MAX * 4 u64 */
-    uint32_t *offs;          /* 1 + SHARED_MAX * 2 u32 */
     struct box *live;        /* live runtimes and nodes, released by the cleanup hook */
 
     /* Guarded by mu: the wake-up path and what crosses threads. */
@@ -136,20 +137,17 @@ typedef struct addon_state {
     note_item *notes_head, *notes_tail;
     release_item *releases;
 
-    /* JS-thread only: deliver's reusable output list (net_mesh_runtime_deliver_into)
-     * and whether a deliver on the stack is filling it. */
-    net_mesh_event_list dl;
-    int dl_busy;
-    /* The input of the innermost deliver on the stack: process() of that very
-     * event gets the caller's own payload Buffer (see js_daemon_process). */
-    const uint8_t *in_ptr;
-    size_t in_len;
-    uint64_t in_origin, in_seq;
-    int in_set;
-    /* Outputs pushed by that direct process() call (-1: none ran). When the
-     * deliver's outputs are exactly these, JS uses the daemon's own returned
-     * Buffers as the payloads (they belong to the runtime once returned). */
-    int direct_n;
+    /* JS-thread only: host-driven deliver (see "Deliver"). The open leases,
+     * innermost first (deliverBegin pushes, deliverCommit/deliverAbort pop:
+     * nested delivers close in reverse order), spare lease structs, and
+     * commit's reusable record buffer. */
+    struct lease *leases, *spare;
+    uint8_t *rec;
+    size_t rec_cap;
+    /* deliverCommit calls in the library (a commit's automatic snapshot runs
+     * JS, which may deliver elsewhere): a nested commit leaves rec and meta
+     * to the outer one. */
+    int committing;
     /* deliver/snapshot calls on the stack (innermost first): a daemon may not
      * deliver to or snapshot itself from its own callback. */
     struct call_frame *frames;
@@ -760,15 +758,16 @@ static napi_value js_identity_seed(napi_env env, napi_callback_info info) {
 /* ------------------------------------------------------------------ */
 
 /*
- * Building Buffers and arrays through N-API costs more than the library call
- * itself, so small payloads cross in a byte slab: an ArrayBuffer the addon
- * fills with a bump pointer and JS views with Buffer.from(slab, off, len).
- * A region is written once and never reused (a full slab is replaced, and
- * lives on while views of it do), so a daemon may keep its payload Buffers —
- * the same scheme as Node's own pool for small Buffers. Ids go through two
- * typed arrays JS owns: meta (u64) and offs (u32). Their contents are read
- * by JS right after the call that wrote them, before any other JS runs, so
- * nested calls cannot mix them up.
+ * Building Buffers and BigInts through N-API costs more than the library
+ * call itself, so small payloads of the events the runtime delivers itself
+ * (replay) cross in a byte slab: an ArrayBuffer the addon fills with a bump
+ * pointer and JS views with Buffer.from(slab, off, len). A region is written
+ * once and never reused (a full slab is replaced, and lives on while views of
+ * it do), so a daemon may keep its payload Buffers — the same scheme as
+ * Node's own pool for small Buffers. Ids go through meta, a BigUint64Array
+ * JS owns (the replayed event's ids; deliverCommit's output ids). Its
+ * contents are read by JS right after the call that wrote them, before any
+ * other JS runs, so nested calls cannot mix them up.
  */
 #define SLAB_SIZE (64 * 1024)
 #define SLAB_MAX_ITEM 4096
@@ -803,27 +802,25 @@ static uint8_t *slab_reserve(napi_env env, addon_state *s, size_t len, size_t *o
     return s->slab + *off;
 }
 
-/* setShared(holder, meta: BigUint64Array, offs: Uint32Array) */
+/* setShared(holder, meta: BigUint64Array) → SHARED_MAX */
 static napi_value js_set_shared(napi_env env, napi_callback_info info) {
-    napi_value argv[3];
+    napi_value argv[2];
     addon_state *s = state_of(env);
-    if (get_args(env, info, 3, argv, NULL))
+    if (get_args(env, info, 2, argv, NULL))
         return NULL;
-    napi_typedarray_type t1, t2;
-    size_t n1, n2, o1, o2;
-    void *p1, *p2;
+    napi_typedarray_type t1;
+    size_t n1, o1;
+    void *p1;
     napi_value ab;
     NAPI_CALL(env, napi_get_typedarray_info(env, argv[1], &t1, &n1, &p1, &ab, &o1));
-    NAPI_CALL(env, napi_get_typedarray_info(env, argv[2], &t2, &n2, &p2, &ab, &o2));
-    if (t1 != napi_biguint64_array || n1 < SHARED_MAX * 4 || t2 != napi_uint32_array || n2 < 1 + SHARED_MAX * 2) {
-        napi_throw_type_error(env, NULL, "net-mesh: setShared: bad arrays");
+    if (t1 != napi_biguint64_array || n1 < SHARED_MAX * 4) {
+        napi_throw_type_error(env, NULL, "net-mesh: setShared: bad array");
         return NULL;
     }
     if (s->shared_ref != NULL)
         napi_delete_reference(env, s->shared_ref);
     NAPI_CALL(env, napi_create_reference(env, argv[0], 1, &s->shared_ref));
     s->meta = p1;
-    s->offs = p2;
     napi_value out;
     NAPI_CALL(env, napi_create_uint32(env, SHARED_MAX, &out));
     return out;
@@ -985,60 +982,56 @@ static int take_outputs(napi_env env, addon_state *s, napi_value result, net_mes
     return 0;
 }
 
+/* process() called by the library: for deliver() JS calls the daemon itself
+ * (see "Deliver"), so this runs for the events the runtime delivers on its
+ * own (replay on a migration target, a source's queue after a failed
+ * migration), on the JS thread through the executor. The adapter gets
+ * process(slab, off, len) with the ids in meta[0..1], or process(Buffer, -1,
+ * len) for a large payload. */
 static int js_daemon_process(void *ud, const net_mesh_event *ev, net_mesh_outputs *out) {
     js_daemon *d = ud;
     addon_state *s = d->s;
     if (callback_enter(s))
         return 1;
     napi_env env = s->env;
-    /* The very event the innermost deliver on this thread passed in: JS
-     * hands the daemon the caller's own event data (process() with no
-     * arguments), no copy. That call happens once per js_deliver and runs
-     * inside its handle scope, so it needs no scope of its own; every other
-     * call (replay, restore paths, tasks) opens one. */
-    int direct = s->in_set && ev->payload == s->in_ptr && ev->payload_len == s->in_len &&
-                 ev->link.origin_hash == s->in_origin && ev->link.sequence == s->in_seq;
-    napi_handle_scope scope = NULL;
-    if (!direct)
-        napi_open_handle_scope(env, &scope);
+    napi_handle_scope scope;
+    napi_open_handle_scope(env, &scope);
     int rc = 1;
-    /* Otherwise process(slab, off, len) with the ids in meta[0..1]; or, for
-     * a large payload, process(Buffer, -1, len). */
     napi_value fn, args[3], result;
-    size_t argc = 0;
     void *dst;
     size_t off = 0;
     if (napi_get_reference_value(env, d->process, &fn) != napi_ok) {
         rc = callback_fail_pending(env, s);
         goto done;
     }
-    if (!direct) {
-        uint8_t *p = ev->payload_len <= SLAB_MAX_ITEM ? slab_reserve(env, s, ev->payload_len, &off) : NULL;
-        if (p != NULL) {
-            if (ev->payload_len)
-                memcpy(p, ev->payload, ev->payload_len);
-            if (napi_get_reference_value(env, s->slab_ref, &args[0]) != napi_ok ||
-                napi_create_int32(env, (int32_t)off, &args[1]) != napi_ok) {
-                rc = callback_fail_pending(env, s);
-                goto done;
-            }
-        } else if (napi_create_buffer_copy(env, ev->payload_len, ev->payload_len ? (const void *)ev->payload : "",
-                                           &dst, &args[0]) != napi_ok ||
-                   napi_create_int32(env, -1, &args[1]) != napi_ok) {
+    uint8_t *p = ev->payload_len <= SLAB_MAX_ITEM ? slab_reserve(env, s, ev->payload_len, &off) : NULL;
+    if (p != NULL) {
+        if (ev->payload_len)
+            memcpy(p, ev->payload, ev->payload_len);
+        if (napi_get_reference_value(env, s->slab_ref, &args[0]) != napi_ok ||
+            napi_create_int32(env, (int32_t)off, &args[1]) != napi_ok) {
             rc = callback_fail_pending(env, s);
             goto done;
         }
-        if (napi_create_uint32(env, (uint32_t)ev->payload_len, &args[2]) != napi_ok) {
-            rc = callback_fail_pending(env, s);
-            goto done;
-        }
-        s->meta[0] = ev->link.origin_hash;
-        s->meta[1] = ev->link.sequence;
-        argc = 3;
+    } else if (napi_create_buffer_copy(env, ev->payload_len, ev->payload_len ? (const void *)ev->payload : "",
+                                       &dst, &args[0]) != napi_ok ||
+               napi_create_int32(env, -1, &args[1]) != napi_ok) {
+        rc = callback_fail_pending(env, s);
+        goto done;
     }
+    if (napi_create_uint32(env, (uint32_t)ev->payload_len, &args[2]) != napi_ok) {
+        rc = callback_fail_pending(env, s);
+        goto done;
+    }
+    if (s->meta == NULL) {
+        net_mesh_callback_set_error("net-mesh: the binding's shared arrays are gone");
+        goto done;
+    }
+    s->meta[0] = ev->link.origin_hash;
+    s->meta[1] = ev->link.sequence;
     /* The adapter's process is an arrow function: the receiver is unused. */
     s->callback_depth++;
-    napi_status st = napi_call_function(env, fn, fn, argc, args, &result);
+    napi_status st = napi_call_function(env, fn, fn, 3, args, &result);
     s->callback_depth--;
     if (st != napi_ok) {
         rc = callback_fail_pending(env, s);
@@ -1046,11 +1039,8 @@ static int js_daemon_process(void *ud, const net_mesh_event *ev, net_mesh_output
     }
     uint32_t n = 0;
     rc = take_outputs(env, s, result, out, &n);
-    if (rc == 0 && direct)
-        s->direct_n = (int)n;
 done:
-    if (scope != NULL)
-        napi_close_handle_scope(env, scope);
+    napi_close_handle_scope(env, scope);
     return rc;
 }
 
@@ -2089,14 +2079,65 @@ static napi_value js_spawn_from_snapshot(napi_env env, napi_callback_info info) 
     return daemon_box(env, d);
 }
 
-/* deliver(h, origin, eventOrigin, sequence, payload) → output events.
- * Returns undefined when the outputs are in shared memory without payload
- * bytes: offs[0] = count (0: none), ids in meta, and the payloads are the
- * Buffers the daemon's direct process() call returned (lib/runtime.js keeps
- * them). Otherwise the slab (payload copies, see "Shared memory") or a flat
- * array. */
-static napi_value js_deliver(napi_env env, napi_callback_info info) {
-    napi_value argv[5], arr;
+/* ------------------------------------------------------------------ */
+/* Deliver: JS calls the daemon itself                                 */
+/* ------------------------------------------------------------------ */
+
+/*
+ * deliver() in lib/runtime.js is host-driven: deliverBegin leases the
+ * daemon (the library locks its host and hands back our js_daemon), JS
+ * calls the daemon's process() as a plain JS call, and deliverCommit hands
+ * the outputs to the library (or deliverAbort reports the failure). Between
+ * begin and commit/abort the daemon's host stays locked, so:
+ *  - every begin is closed exactly once, by the JS wrapper (try/catch), or
+ *    by the environment cleanup hook for a JS thread that was terminated
+ *    inside process() (leases_abort_all);
+ *  - leases close in reverse order (JS is synchronous: a delivery made from
+ *    inside process() is closed before process() returns), so the open
+ *    leases are a stack and commit/abort take the innermost one;
+ *  - the self-deliver guard (a call_frame per lease) refuses a daemon that
+ *    delivers to or snapshots itself, which would wait on its own lock.
+ */
+typedef struct lease {
+    call_frame frame; /* frame.b: the runtime's box, frame.origin */
+    net_mesh_runtime *rt;
+    uint64_t ticket;
+    struct lease *next;
+} lease;
+
+static void lease_pop(addon_state *s, lease *l) {
+    s->leases = l->next;
+    frame_leave(s, &l->frame);
+    l->next = s->spare;
+    s->spare = l;
+}
+
+/* Close every open lease (the environment is going away with JS frames
+ * that never returned). */
+static void leases_abort_all(addon_state *s) {
+    while (s->leases != NULL) {
+        lease *l = s->leases;
+        net_mesh_runtime_deliver_abort(l->rt, l->frame.origin, l->ticket,
+                                       "net-mesh: the JavaScript environment ended inside process()");
+        s->leases = l->next;
+        free(l);
+    }
+    s->frames = NULL;
+    while (s->spare != NULL) {
+        lease *l = s->spare;
+        s->spare = l->next;
+        free(l);
+    }
+    free(s->rec);
+    s->rec = NULL;
+    s->rec_cap = 0;
+}
+
+/* deliverBegin(h, origin, eventOrigin, sequence, payload) → the daemon's
+ * adapter object (its .daemon is the user's object), or undefined when the
+ * event was queued behind a migration (nothing to run, no lease). */
+static napi_value js_deliver_begin(napi_env env, napi_callback_info info) {
+    napi_value argv[5], obj;
     size_t argc = 5;
     void *data = NULL;
     uint64_t origin;
@@ -2114,91 +2155,258 @@ static napi_value js_deliver(napi_env env, napi_callback_info info) {
         get_u64(env, argv[3], "event.sequence", &ev.link.sequence) ||
         get_bytes(env, argv[4], "event.payload", &ev.payload, &ev.payload_len))
         return NULL;
-    call_frame frame;
-    if (frame_enter(env, s, &frame, b, origin, "deliver to"))
+    lease *l = s->spare;
+    if (l != NULL) {
+        s->spare = l->next;
+    } else if ((l = malloc(sizeof *l)) == NULL) {
+        napi_throw_error(env, "NO_MEMORY", "net-mesh: out of memory");
         return NULL;
-    /* The reusable list, unless a deliver further up the stack (a daemon
-     * delivering from its own callback) is filling it. */
-    net_mesh_event_list local = NET_MESH_EVENT_LIST_INIT;
-    int own = !s->dl_busy;
-    net_mesh_event_list *outp = own ? &s->dl : &local;
+    }
+    if (frame_enter(env, s, &l->frame, b, origin, "deliver to")) {
+        l->next = s->spare;
+        s->spare = l;
+        return NULL;
+    }
+    void *ud = NULL;
+    uint64_t ticket = 0;
+    int rc = net_mesh_runtime_deliver_begin(b->h, origin, &ev, &ticket, &ud);
+    if (rc != NET_MESH_OK || ticket == 0) {
+        frame_leave(s, &l->frame);
+        l->next = s->spare;
+        s->spare = l;
+        if (rc != NET_MESH_OK) {
+            throw_status(env, rc);
+            return NULL;
+        }
+        return NULL; /* queued: undefined */
+    }
+    l->rt = b->h;
+    l->ticket = ticket;
+    l->next = s->leases;
+    s->leases = l;
+    js_daemon *d = ud;
+    if (d == NULL || d->s != s || napi_get_reference_value(env, d->obj, &obj) != napi_ok) {
+        net_mesh_runtime_deliver_abort(l->rt, origin, ticket, "net-mesh: the daemon does not belong to this JavaScript environment");
+        lease_pop(s, l);
+        nm_failure f;
+        failure_set(&f, NET_MESH_ERR_INTERNAL, "net-mesh: the daemon does not belong to this JavaScript environment");
+        throw_failure(env, &f);
+        return NULL;
+    }
+    return obj;
+}
+
+/* openLeases() → the number of deliveries begun and not yet closed on this
+ * thread (tests: 0 whenever no deliver() is on the stack). */
+static napi_value js_open_leases(napi_env env, napi_callback_info info) {
+    void *data = NULL;
+    napi_value out;
+    size_t argc = 0;
+    NAPI_CALL(env, napi_get_cb_info(env, info, &argc, NULL, NULL, &data));
+    uint32_t n = 0;
+    for (lease *l = ((addon_state *)data)->leases; l != NULL; l = l->next)
+        n++;
+    NAPI_CALL(env, napi_create_uint32(env, n, &out));
+    return out;
+}
+
+/* A byte-typed array's memory, else -1. */
+static int output_bytes(napi_env env, napi_value v, const uint8_t **p, size_t *n) {
+    napi_typedarray_type type;
+    size_t off;
+    void *data = NULL;
+    napi_value ab;
+    if (napi_get_typedarray_info(env, v, &type, n, &data, &ab, &off) != napi_ok ||
+        (type != napi_uint8_array && type != napi_int8_array && type != napi_uint8_clamped_array))
+        return -1;
+    *p = data;
+    return 0;
+}
+
+/* A growable record buffer: the state's own, or a private one for a commit
+ * nested in another (see committing). */
+typedef struct recbuf {
+    uint8_t *p;
+    size_t cap, len;
+} recbuf;
+
+/* Append one record ([u64 LE length][bytes]). */
+static int rec_push(recbuf *r, const uint8_t *p, size_t n) {
+    size_t need = r->len + 8 + n;
+    if (need > r->cap) {
+        size_t cap = r->cap ? r->cap : 4096;
+        while (cap < need)
+            cap *= 2;
+        uint8_t *q = realloc(r->p, cap);
+        if (q == NULL)
+            return -1;
+        r->p = q;
+        r->cap = cap;
+    }
+    uint64_t len = n;
+    for (int i = 0; i < 8; i++)
+        r->p[r->len + i] = (uint8_t)(len >> (8 * i));
+    if (n)
+        memcpy(r->p + r->len + 8, p, n);
+    r->len = need;
+    return 0;
+}
+
+/* Abort the innermost lease: process() failed with cause (what it threw, or
+ * the TypeError for a bad result; NULL: what says why). Returns the
+ * PROCESS_FAILED NetMeshError to throw, cause attached (NULL if even that
+ * failed: an exception is pending). */
+static napi_value lease_fail(napi_env env, addon_state *s, napi_value cause, const char *why) {
+    char text[900], msg[1024];
+    snprintf(text, sizeof text, "%s", why);
+    napi_value str;
+    size_t n;
+    if (cause != NULL) {
+        if (napi_coerce_to_string(env, cause, &str) == napi_ok) {
+            napi_get_value_string_utf8(env, str, text, sizeof text, &n);
+        } else {
+            napi_value ignored; /* e.g. a Symbol, or a toString that throws */
+            napi_get_and_clear_last_exception(env, &ignored);
+        }
+    }
+    snprintf(msg, sizeof msg, "net-mesh: process() failed: %s", text);
+    lease *l = s->leases;
+    int rc = net_mesh_runtime_deliver_abort(l->rt, l->frame.origin, l->ticket, msg);
+    lease_pop(s, l);
+    nm_failure f;
+    if (rc != NET_MESH_OK)
+        failure_capture(&f, rc); /* e.g. the runtime was freed meanwhile */
+    else
+        failure_set(&f, NET_MESH_ERR_PROCESS_FAILED, msg);
+    clear_cause(env, s);
+    return failure_to_js(env, &f, cause);
+}
+
+#define MSG_NO_LEASE "net-mesh: no deliver is open on this thread"
+
+/* deliverCommit(outputs) closes the innermost lease: outputs is what the
+ * adapter made of process()'s result (undefined, one Uint8Array, or an
+ * array checked here). Returns the number of outputs, their ids in meta
+ * (sequence, parentHash, horizon, receivedAt per output); more than
+ * SHARED_MAX outputs come back as a BigUint64Array of their own. */
+static napi_value js_deliver_commit(napi_env env, napi_callback_info info) {
+    napi_value argv[1], out;
+    size_t argc = 1;
+    void *data = NULL;
+    NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, &data));
+    addon_state *s = data;
+    lease *l = s->leases;
+    if (l == NULL) {
+        napi_throw_error(env, "INTERNAL", MSG_NO_LEASE);
+        return NULL;
+    }
+    int nested = s->committing > 0;
+    recbuf rb = {nested ? NULL : s->rec, nested ? 0 : s->rec_cap, 0};
+    size_t count = 0;
+    const uint8_t *p;
+    size_t n;
+    const char *fail = NULL;
+    int type_error = 0; /* fail is a misuse of the result: a TypeError, as JS throws */
+    napi_value cause = NULL;
+    if (argc >= 1) {
+        napi_valuetype t;
+        if (output_bytes(env, argv[0], &p, &n) == 0) {
+            if (rec_push(&rb, p, n))
+                fail = "net-mesh: out of memory for the outputs";
+            count = 1;
+        } else if (napi_typeof(env, argv[0], &t) == napi_ok && t != napi_undefined && t != napi_null) {
+            bool is_array = false;
+            uint32_t len = 0;
+            napi_is_array(env, argv[0], &is_array);
+            if (!is_array || napi_get_array_length(env, argv[0], &len) != napi_ok) {
+                fail = MSG_NOT_ARRAY;
+                type_error = 1;
+            }
+            for (uint32_t i = 0; fail == NULL && i < len; i++) {
+                napi_value item;
+                bool pending = false;
+                if (napi_get_element(env, argv[0], i, &item) != napi_ok) {
+                    fail = MSG_NOT_BYTES;
+                    type_error = 1;
+                    if (napi_is_exception_pending(env, &pending) == napi_ok && pending)
+                        napi_get_and_clear_last_exception(env, &cause); /* a throwing getter */
+                } else if (output_bytes(env, item, &p, &n)) {
+                    fail = MSG_NOT_BYTES;
+                    type_error = 1;
+                } else if (rec_push(&rb, p, n)) {
+                    fail = "net-mesh: out of memory for the outputs";
+                }
+            }
+            count = len;
+        }
+    }
+    if (!nested) {
+        s->rec = rb.p;
+        s->rec_cap = rb.cap;
+    }
+    /* Ids go to the shared meta; many outputs, or a nested commit, get an
+     * array of their own. */
+    uint64_t *meta = s->meta;
+    size_t cap = SHARED_MAX * 4;
+    napi_value big = NULL;
+    if (fail == NULL && (count > SHARED_MAX || nested || meta == NULL)) {
+        void *mem;
+        napi_value ab;
+        cap = count * 4;
+        if (napi_create_arraybuffer(env, (cap ? cap : 1) * 8, &mem, &ab) != napi_ok ||
+            napi_create_typedarray(env, napi_biguint64_array, cap, ab, 0, &big) != napi_ok) {
+            napi_value ignored;
+            napi_get_and_clear_last_exception(env, &ignored);
+            fail = "net-mesh: out of memory for the outputs";
+        }
+        meta = mem;
+    }
+    if (fail != NULL) {
+        if (nested)
+            free(rb.p);
+        if (cause == NULL && type_error) { /* a TypeError, as JS throws */
+            napi_value msg;
+            if (napi_create_string_utf8(env, fail, NAPI_AUTO_LENGTH, &msg) == napi_ok)
+                napi_create_type_error(env, NULL, msg, &cause);
+        }
+        napi_value err = lease_fail(env, s, cause, fail);
+        if (err != NULL)
+            napi_throw(env, err);
+        return NULL;
+    }
+    size_t n_out = 0;
     begin_callbacks(env, s);
-    const uint8_t *prev_ptr = s->in_ptr;
-    size_t prev_len = s->in_len;
-    uint64_t prev_origin = s->in_origin, prev_seq = s->in_seq;
-    int prev_set = s->in_set, prev_direct = s->direct_n;
-    s->in_ptr = ev.payload;
-    s->in_len = ev.payload_len;
-    s->in_origin = ev.link.origin_hash;
-    s->in_seq = ev.link.sequence;
-    s->in_set = 1;
-    s->direct_n = -1;
-    s->dl_busy = 1;
-    int drc = net_mesh_runtime_deliver_into(b->h, origin, &ev, outp);
-    frame_leave(s, &frame);
-    int direct_n = s->direct_n;
-    s->dl_busy = !own;
-    s->in_ptr = prev_ptr;
-    s->in_len = prev_len;
-    s->in_origin = prev_origin;
-    s->in_seq = prev_seq;
-    s->in_set = prev_set;
-    s->direct_n = prev_direct;
-    if (drc != NET_MESH_OK) {
-        net_mesh_event_list_free(&local);
-        throw_status(env, drc);
+    s->committing++;
+    int rc = net_mesh_runtime_deliver_commit(l->rt, l->frame.origin, l->ticket, rb.p, rb.len, meta, cap, &n_out);
+    s->committing--;
+    if (nested)
+        free(rb.p);
+    lease_pop(s, l); /* the library ended the lease, whatever rc says */
+    if (rc != NET_MESH_OK) {
+        throw_status(env, rc);
         return NULL;
     }
-    net_mesh_event_list out = *outp;
-    if (s->meta != NULL && (out.len == 0 || (out.len <= SHARED_MAX && (size_t)direct_n == out.len))) {
-        /* The outputs are exactly what the direct process() call pushed, in
-         * order: ids only, 4 per event. */
-        s->offs[0] = (uint32_t)out.len;
-        for (size_t i = 0; i < out.len; i++) {
-            const net_mesh_event *e = &out.events[i];
-            s->meta[i * 4] = e->link.origin_hash;
-            s->meta[i * 4 + 1] = e->link.sequence;
-            s->meta[i * 4 + 2] = e->link.parent_hash;
-            s->meta[i * 4 + 3] = e->link.horizon;
-            s->offs[1 + i * 2] = 0;
-            s->offs[2 + i * 2] = (uint32_t)e->payload_len;
-        }
-        net_mesh_event_list_free(&local);
+    if (big != NULL)
+        return big;
+    NAPI_CALL(env, napi_create_uint32(env, (uint32_t)n_out, &out));
+    return out;
+}
+
+/* deliverAbort(error) closes the innermost lease as failed: process() threw
+ * error. Returns the PROCESS_FAILED NetMeshError to throw (error as .cause). */
+static napi_value js_deliver_abort(napi_env env, napi_callback_info info) {
+    napi_value argv[1];
+    size_t argc = 1;
+    void *data = NULL;
+    NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, &data));
+    addon_state *s = data;
+    if (s->leases == NULL) {
+        napi_throw_error(env, "INTERNAL", MSG_NO_LEASE);
         return NULL;
     }
-    /* Fast path: ids into meta (4 per event), payload offsets into offs
-     * (count, then off/len per event), payloads into the slab; returns the
-     * slab. Otherwise a flat array: originHash, sequence, parentHash,
-     * horizon, payload per event. */
-    size_t total = 0;
-    for (size_t i = 0; i < out.len; i++)
-        total += out.events[i].payload_len;
-    napi_status st = napi_ok;
-    size_t base = 0;
-    uint8_t *p = NULL;
-    if (out.len <= SHARED_MAX && (p = slab_reserve(env, s, total, &base)) != NULL) {
-        s->offs[0] = (uint32_t)out.len;
-        size_t at = base;
-        for (size_t i = 0; i < out.len; i++) {
-            const net_mesh_event *e = &out.events[i];
-            s->meta[i * 4] = e->link.origin_hash;
-            s->meta[i * 4 + 1] = e->link.sequence;
-            s->meta[i * 4 + 2] = e->link.parent_hash;
-            s->meta[i * 4 + 3] = e->link.horizon;
-            if (e->payload_len)
-                memcpy(s->slab + at, e->payload, e->payload_len);
-            s->offs[1 + i * 2] = (uint32_t)at;
-            s->offs[2 + i * 2] = (uint32_t)e->payload_len;
-            at += e->payload_len;
-        }
-        net_mesh_event_list_free(&local);
-        NAPI_CALL(env, napi_get_reference_value(env, s->slab_ref, &arr));
-        return arr;
-    }
-    st = events_flat(env, &out, &arr);
-    net_mesh_event_list_free(&local);
-    NAPI_CALL(env, st);
-    return arr;
+    if (argc < 1)
+        napi_get_undefined(env, &argv[0]);
+    return lease_fail(env, s, argv[0], "JavaScript exception");
 }
 
 /* snapshot(h, origin) → Buffer | null */
@@ -2702,7 +2910,6 @@ static void env_cleanup(void *arg) {
     s->slab_ref = s->shared_ref = NULL;
     s->slab = NULL;
     s->meta = NULL;
-    s->offs = NULL;
     if (s->make_error)
         napi_delete_reference(s->env, s->make_error);
     s->make_error = NULL;
@@ -2711,7 +2918,9 @@ static void env_cleanup(void *arg) {
     atomic_store(&s->alive, 0);
     run_tasks(s);
     run_notes(s);
-    net_mesh_event_list_free(&s->dl);
+    /* Before the runtimes go: a lease left open would keep its daemon's
+     * host locked and the runtime's shutdown waiting. */
+    leases_abort_all(s);
     for (int pass = 0; pass < 2; pass++) {
         box *b = s->live;
         while (b != NULL) {
@@ -2803,7 +3012,10 @@ NAPI_MODULE_INIT() {
         FN("runtimeDaemonCount", js_runtime_daemon_count),
         FN("spawn", js_spawn),
         FN("spawnFromSnapshot", js_spawn_from_snapshot),
-        FN("deliver", js_deliver),
+        FN("deliverBegin", js_deliver_begin),
+        FN("deliverCommit", js_deliver_commit),
+        FN("deliverAbort", js_deliver_abort),
+        FN("openLeases", js_open_leases),
         FN("snapshot", js_snapshot),
         FN("stop", js_stop),
         FN("expectMigration", js_expect_migration),
