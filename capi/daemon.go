@@ -140,18 +140,18 @@ func (d *cDaemon) Process(ev causal.Event) ([][]byte, error) {
 	// stay on it until the outputs are copied.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	return d.callProcess(ev, false)
+	return d.callProcess(ev.Link, ev.Payload, ev.ReceivedAt, false)
 }
 
 // ProcessLent is compute.Lender: the outputs stay in the calling thread's
 // buffer (compute keeps the goroutine on this thread until it has consumed
 // them, before any other process call can run here). Outputs of a nested
 // call (private heap buffer) are copied as in Process.
-func (d *cDaemon) ProcessLent(ev causal.Event) ([][]byte, error) {
-	return d.callProcess(ev, true)
+func (d *cDaemon) ProcessLent(link causal.Link, payload []byte, receivedAt uint64) ([][]byte, error) {
+	return d.callProcess(link, payload, receivedAt, true)
 }
 
-func (d *cDaemon) callProcess(ev causal.Event, lend bool) ([][]byte, error) {
+func (d *cDaemon) callProcess(link causal.Link, payload []byte, receivedAt uint64, lend bool) ([][]byte, error) {
 	// No enter/exit here (two atomic read-modify-writes per event): compute
 	// calls Process only under its host lock with the host not closed, and
 	// runs the Close hook (the only close of a hosted daemon's life besides
@@ -161,11 +161,11 @@ func (d *cDaemon) callProcess(ev causal.Event, lend bool) ([][]byte, error) {
 		return nil, errStopped
 	}
 	var p *C.uint8_t
-	if len(ev.Payload) > 0 {
-		p = (*C.uint8_t)(unsafe.Pointer(&ev.Payload[0]))
+	if len(payload) > 0 {
+		p = (*C.uint8_t)(unsafe.Pointer(&payload[0]))
 	}
-	r := C.nm_call_process(d.process, d.life.ud, C.uint64_t(ev.Link.Origin), C.uint64_t(ev.Link.Horizon),
-		C.uint64_t(ev.Link.Sequence), C.uint64_t(ev.Link.Parent), p, C.size_t(len(ev.Payload)), C.uint64_t(ev.ReceivedAt))
+	r := C.nm_call_process(d.process, d.life.ud, C.uint64_t(link.Origin), C.uint64_t(link.Horizon),
+		C.uint64_t(link.Sequence), C.uint64_t(link.Parent), p, C.size_t(len(payload)), C.uint64_t(receivedAt))
 	if r.heap != 0 {
 		lend = false // a private buffer, freed on return
 		defer C.free(cptr(r.heap))

@@ -507,12 +507,15 @@ func net_mesh_runtime_deliver_into(h *C.net_mesh_runtime, origin C.uint64_t, ev 
 	if err != nil {
 		return fail(err)
 	}
-	in := causal.Event{
-		Link: causal.Link{Origin: uint64(ev.link.origin_hash), Horizon: uint64(ev.link.horizon),
-			Sequence: uint64(ev.link.sequence), Parent: uint64(ev.link.parent_hash)},
-		Payload:    payload,
-		ReceivedAt: uint64(ev.received_at),
-	}
+	// Field by field: a composite literal is built in a temporary and
+	// copied, and that 64-byte copy stalls on store forwarding.
+	var in causal.Event
+	in.Link.Origin = uint64(ev.link.origin_hash)
+	in.Link.Horizon = uint64(ev.link.horizon)
+	in.Link.Sequence = uint64(ev.link.sequence)
+	in.Link.Parent = uint64(ev.link.parent_hash)
+	in.Payload = payload
+	in.ReceivedAt = uint64(ev.received_at)
 	// The outputs are written into the list while the daemon's host is
 	// still locked: a C daemon lends them from this thread's buffer, so
 	// they are copied once, from there into the list.
@@ -567,8 +570,8 @@ func refillEventList(list *C.net_mesh_event_list, evs []causal.Event) error {
 	}
 	head := listHdrSize + len(evs)*int(unsafe.Sizeof(C.net_mesh_event{}))
 	size := head
-	for _, e := range evs {
-		size += len(e.Payload)
+	for i := range evs {
+		size += len(evs[i].Payload)
 	}
 	base := list.reserved_
 	if size > have {
@@ -585,7 +588,8 @@ func refillEventList(list *C.net_mesh_event_list, evs []causal.Event) error {
 	data := unsafe.Slice((*byte)(base), size)
 	arr := unsafe.Slice((*C.net_mesh_event)(unsafe.Pointer(&data[listHdrSize])), len(evs))
 	at := head
-	for i, e := range evs {
+	for i := range evs {
+		e := &evs[i] // not a copy: evs was just written field by field
 		ce := &arr[i]
 		ce.link.origin_hash = C.uint64_t(e.Link.Origin)
 		ce.link.horizon = C.uint64_t(e.Link.Horizon)

@@ -33,9 +33,9 @@ func (d *lendingDaemon) Process(ev causal.Event) ([][]byte, error) {
 	return d.outputs(ev, nil), nil
 }
 
-func (d *lendingDaemon) ProcessLent(ev causal.Event) ([][]byte, error) {
+func (d *lendingDaemon) ProcessLent(link causal.Link, payload []byte, receivedAt uint64) ([][]byte, error) {
 	d.lent++
-	outs := d.outputs(ev, d.buf)
+	outs := d.outputs(causal.Event{Link: link, Payload: payload, ReceivedAt: receivedAt}, d.buf)
 	d.buf = outs[0][:cap(outs[0])]
 	return outs, nil
 }
@@ -133,4 +133,60 @@ func TestRuntimeReceivedAtCoarseClock(t *testing.T) {
 	require.NoError(t, err)
 	assert.GreaterOrEqual(t, outs[0].ReceivedAt, prev)
 	assert.NotZero(t, rt.clock.now.Load())
+}
+
+// panickyLender panics in ProcessLent while panicNext is set.
+type panickyLender struct {
+	lendingDaemon
+	panicNext bool
+}
+
+func (d *panickyLender) ProcessLent(link causal.Link, payload []byte, receivedAt uint64) ([][]byte, error) {
+	if d.panicNext {
+		d.panicNext = false
+		panic("lender boom")
+	}
+	return d.lendingDaemon.ProcessLent(link, payload, receivedAt)
+}
+
+// A Lender's panic in DeliverVisit is its ProcessFailed error (counted, the
+// visitor not called, observers not fired, the host usable at once); a
+// visitor's panic is not swallowed, and the host is unlocked after it.
+func TestDeliverVisitPanics(t *testing.T) {
+	rt, _, _ := readyRuntime(t)
+	d := &panickyLender{panicNext: true}
+	h, err := rt.SpawnWithDaemon(bg, newKeypair(t), DaemonConfig{}, d, func() (Daemon, error) { return &panickyLender{}, nil })
+	require.NoError(t, err)
+	o := h.OriginHash()
+	fired := 0
+	defer rt.OnDelivered(o, func(causal.Event) { fired++ })()
+
+	err = rt.DeliverVisit(o, new(inputEvent(1, 1, []byte("ab"))), func([]causal.Event) error {
+		t.Fatal("visitor called after a panic")
+		return nil
+	})
+	require.ErrorIs(t, err, ErrProcessFailed)
+	assert.Contains(t, err.Error(), "lender boom")
+	assert.Equal(t, 0, fired)
+	st, err := h.Stats()
+	require.NoError(t, err)
+	assert.Equal(t, Stats{Errors: 1}, st)
+
+	got := 0
+	require.NoError(t, rt.DeliverVisit(o, new(inputEvent(1, 2, []byte("ab"))), func(outs []causal.Event) error {
+		got = len(outs)
+		return nil
+	}))
+	assert.Equal(t, 2, got)
+	assert.Equal(t, 1, fired)
+
+	assert.PanicsWithValue(t, "visitor boom", func() {
+		_ = rt.DeliverVisit(o, new(inputEvent(1, 3, []byte("ab"))), func([]causal.Event) error { panic("visitor boom") })
+	})
+	_, err = rt.Deliver(o, inputEvent(1, 4, []byte("ab"))) // not left locked
+	require.NoError(t, err)
+	st, err = h.Stats()
+	require.NoError(t, err)
+	assert.Equal(t, uint64(3), st.EventsProcessed)
+	assert.Equal(t, uint64(1), st.Errors)
 }

@@ -99,13 +99,14 @@ type DaemonHost struct {
 
 // Lender is optionally implemented by a Daemon that can lend its outputs
 // instead of handing them over (a host language whose outputs live in a
-// per-thread buffer). ProcessLent is Process, except that the returned
-// payloads only stay valid until the next ProcessLent call on the same OS
-// thread. The host uses it only for Runtime.DeliverVisit, with the goroutine
+// per-thread buffer). ProcessLent is Process of the event (link, payload,
+// receivedAt), except that the returned payloads only stay valid until the
+// next ProcessLent call on the same OS thread. (The event comes in parts:
+// a 64-byte Event is copied through memory, the parts travel in registers.) The host uses it only for Runtime.DeliverVisit, with the goroutine
 // locked to its thread from the call until the visitor has consumed the
 // outputs; no other user code runs in between.
 type Lender interface {
-	ProcessLent(ev causal.Event) ([][]byte, error)
+	ProcessLent(link causal.Link, payload []byte, receivedAt uint64) ([][]byte, error)
 }
 
 // Closer is optionally implemented by a Daemon that holds resources to
@@ -316,7 +317,7 @@ func (h *DaemonHost) deliverAppend(dst []causal.Event, ev *causal.Event) (_ []ca
 	if queued, err := h.admitLocked(ev); err != nil || queued {
 		return dst, false, err
 	}
-	return h.processVisitLocked(dst, ev, nil)
+	return h.processVisitLocked(dst, ev, nil, nil)
 }
 
 // deliverVisit is deliverAppend handing the outputs to visit while mu is
@@ -324,12 +325,13 @@ func (h *DaemonHost) deliverAppend(dst []causal.Event, ev *causal.Event) (_ []ca
 // processed ev, even if visit then failed.
 func (h *DaemonHost) deliverVisit(ev *causal.Event, visit func([]causal.Event) error) (processed bool, err error) {
 	h.mu.Lock()
-	defer h.unlock()
+	var st visitState
+	defer h.endVisit(&st, &err)
 	if queued, err := h.admitLocked(ev); err != nil || queued {
 		return false, err
 	}
 	var outs []causal.Event
-	outs, processed, err = h.processVisitLocked(h.scratch[:0], ev, visit)
+	outs, processed, err = h.processVisitLocked(h.scratch[:0], ev, visit, &st)
 	if cap(outs) > 16 {
 		h.scratch = nil // a burst of outputs: do not keep its payloads alive
 	} else {
@@ -339,6 +341,30 @@ func (h *DaemonHost) deliverVisit(ev *causal.Event, visit func([]causal.Event) e
 		h.scratch = outs
 	}
 	return processed, err
+}
+
+// visitState is what deliverVisit's epilogue undoes or reports.
+type visitState struct {
+	locked   bool // the goroutine was locked to its thread for a lent call
+	inDaemon bool // a Lender's ProcessLent is running
+}
+
+// endVisit is deliverVisit's single deferred call (one defer instead of
+// three on the C ABI's path): a panic of a Lender daemon becomes its
+// ProcessFailed error exactly as callProcess makes it (counted, host
+// usable); a panic anywhere else is not recovered here. Then the thread is
+// released and the host unlocked.
+func (h *DaemonHost) endVisit(st *visitState, err *error) {
+	if st.inDaemon {
+		if r := recover(); r != nil {
+			h.stats.errors.Add(1)
+			*err = wrapErr(ErrProcessFailed, "", &panicError{r})
+		}
+	}
+	if st.locked {
+		runtime.UnlockOSThread()
+	}
+	h.unlock()
 }
 
 // admitLocked is the phase gate of a delivery: a closed or moved host
@@ -362,27 +388,31 @@ func (h *DaemonHost) admitLocked(ev *causal.Event) (queued bool, err error) {
 // elements, as the output payloads), so a daemon may reuse it between calls.
 // The chain hashes each payload as it is appended and keeps no reference.
 func (h *DaemonHost) processLocked(dst []causal.Event, ev causal.Event) ([]causal.Event, error) {
-	dst, _, err := h.processVisitLocked(dst, &ev, nil)
+	dst, _, err := h.processVisitLocked(dst, &ev, nil, nil)
 	return dst, err
 }
 
 // processVisitLocked is processLocked with an optional visitor. With visit set, the outputs are handed to it before anything else can run
-// user code (the auto-snapshot comes after), and a Lender daemon lends them:
-// they are valid only during visit. processed reports that the daemon
-// processed ev (err may still be the visitor's).
-func (h *DaemonHost) processVisitLocked(dst []causal.Event, ev *causal.Event, visit func([]causal.Event) error) (_ []causal.Event, processed bool, err error) {
+// user code (the auto-snapshot comes after), and a Lender daemon lends them
+// (st is then deliverVisit's state, which undoes the thread lock and
+// recovers a panic of the daemon): they are valid only during visit.
+// processed reports that the daemon processed ev (err may still be the
+// visitor's).
+func (h *DaemonHost) processVisitLocked(dst []causal.Event, ev *causal.Event, visit func([]causal.Event) error, st *visitState) (_ []causal.Event, processed bool, err error) {
 	h.horizon.Observe(ev.Link.Origin, ev.Link.Sequence)
 	if n := h.horizon.Len(); n != h.hlen {
 		h.hlen = n
 		h.bloom |= causal.BloomBits(ev.Link.Origin)
 	}
 	var outs [][]byte
-	if visit != nil && h.lender != nil {
+	if st != nil && h.lender != nil {
 		// The lent outputs live in this thread's buffer until the next
 		// lent call on it: stay on the thread until visit is done.
 		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		outs, err = callProcessLent(h.lender, *ev)
+		st.locked = true
+		st.inDaemon = true
+		outs, err = h.lender.ProcessLent(ev.Link, ev.Payload, ev.ReceivedAt)
+		st.inDaemon = false
 	} else {
 		outs, err = callProcess(h.daemon, *ev)
 	}
@@ -402,7 +432,13 @@ func (h *DaemonHost) processVisitLocked(dst []causal.Event, ev *causal.Event, vi
 				h.stats.errors.Add(1)
 				return dst, false, err
 			}
-			dst = append(dst, causal.Event{Link: link, Payload: p, ReceivedAt: now})
+			// Written in place: a composite literal built on the stack
+			// and then copied stalls on store forwarding.
+			dst = dst[:len(dst)+1]
+			e := &dst[len(dst)-1]
+			e.Link = link
+			e.Payload = p
+			e.ReceivedAt = now
 		}
 		h.stats.emitted.Add(uint64(len(outs)))
 	}
@@ -627,15 +663,6 @@ func callProcess(d Daemon, ev causal.Event) (outs [][]byte, err error) {
 		}
 	}()
 	return d.Process(ev)
-}
-
-func callProcessLent(d Lender, ev causal.Event) (outs [][]byte, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			outs, err = nil, &panicError{r}
-		}
-	}()
-	return d.ProcessLent(ev)
 }
 
 func callSnapshot(d Daemon) (state []byte, err error) {
