@@ -63,11 +63,11 @@ type DaemonHost struct {
 	name   string
 	reqs   []string
 
-	// Readable without mu; phase and movedTo are written under mu.
+	// Readable without mu; phase, movedTo and stats are written under mu.
 	closed  atomic.Bool
 	phase   atomic.Uint32
 	movedTo atomic.Uint64
-	stats   struct{ processed, emitted, errors, snapshots atomic.Uint64 }
+	stats   struct{ processed, emitted, errors, snapshots hostCounter } // written under mu
 	latest  atomic.Pointer[causal.Snapshot]
 
 	ledger struct {
