@@ -109,7 +109,8 @@ func (e *Engine) attempt(ctx context.Context, r *orchRec, viaExec bool) error {
 	}
 	chunks := msg.SplitMessages(r.origin, seq, data)
 	e.setPhase(r, PhaseTransfer, func() { r.totalBytes, r.totalChunks = int64(len(data)), len(chunks) })
-	for _, c := range chunks {
+	var sent int64
+	for i, c := range chunks {
 		if e.isFinished(r) {
 			return nil // failed meanwhile (e.g. ComputeNotSupported); Wait reports it
 		}
@@ -117,8 +118,14 @@ func (e *Engine) attempt(ctx context.Context, r *orchRec, viaExec bool) error {
 			e.srcAbort(s)
 			return sendErr(r.target, err)
 		}
-		// Counted always; shown only while the phase has not moved on.
-		e.progressIf(r, func() bool { r.chunksMoved++; r.bytesMoved += int64(len(c.Chunk)); return r.phase <= PhaseRestore })
+		// Running totals, never lowered: the target's RestoreComplete may
+		// already have counted every chunk (allSent). Shown only while the
+		// phase has not moved on.
+		sent += int64(len(c.Chunk))
+		e.progressIf(r, func() bool {
+			r.chunksMoved, r.bytesMoved = max(r.chunksMoved, i+1), max(r.bytesMoved, sent)
+			return r.phase <= PhaseRestore
+		})
 	}
 	e.progressIf(r, r.advanceToRestore)
 	return nil
@@ -132,6 +139,16 @@ func (r *orchRec) advanceToRestore() bool {
 	}
 	r.phase = PhaseRestore
 	return true
+}
+
+// allSent (under e.mu) records that every chunk reached the target, which
+// restored the snapshot: a local source's chunk loop, on StartMigrationWith's
+// caller, may not have counted the last ones yet, and every report from
+// Restore on must show the whole snapshot moved. Totals the orchestrator
+// does not know (0, a remote source's bytes) are left alone.
+func (r *orchRec) allSent() {
+	r.chunksMoved = max(r.chunksMoved, r.totalChunks)
+	r.bytesMoved = max(r.bytesMoved, r.totalBytes)
 }
 
 func sendErr(peer uint64, err error) error {
@@ -276,8 +293,9 @@ func (e *Engine) onRestoreComplete(from uint64, m *msg.Message) {
 		return
 	}
 	e.mu.Unlock()
-	// The target may restore before the last send returned: show Restore too.
-	e.progressIf(r, r.advanceToRestore)
+	// The target may restore before the last send returned: show Restore
+	// too, with every chunk counted.
+	e.progressIf(r, func() bool { r.allSent(); return r.advanceToRestore() })
 	e.setPhase(r, PhaseReplay, nil)
 	var evs []causal.Event
 	if s := e.localSrc(r); s != nil {
