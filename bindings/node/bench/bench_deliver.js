@@ -30,6 +30,20 @@ function measure(n, fn) {
   return runs[runs.length >> 1];
 }
 
+// Median ns/op per function, the functions taking turns each round.
+function measureInterleaved(n, fns) {
+  for (const fn of fns) for (let i = 0; i < Math.min(n, 20_000); i++) fn(i); // warm up
+  const runs = fns.map(() => []);
+  for (let r = 0; r < ROUNDS; r++) {
+    fns.forEach((fn, k) => {
+      const t0 = process.hrtime.bigint();
+      for (let i = 0; i < n; i++) fn(i);
+      runs[k].push(Number(process.hrtime.bigint() - t0) / n);
+    });
+  }
+  return runs.map((x) => x.sort((a, b) => a - b)[x.length >> 1]);
+}
+
 async function measureAsync(n, fn) {
   await fn(Math.min(n, 2000)); // warm up
   const runs = [];
@@ -44,43 +58,41 @@ async function measureAsync(n, fn) {
 
 // Analysis of a full run on the reference machine (kept with the results).
 const NOTES = `
-Where the time goes (measured on this machine, shared with other jobs: the
-attribution below uses the minimum over many interleaved 20 000-op blocks,
-a one-off build of the addon with the daemon's JS call skipped, and one with
-clock_gettime timers around the pieces; C numbers from a C program on the
-same library):
-- The library alone (C caller, C daemon, deliver_into, 64 B): ~185 ns with no
-  outputs, ~230 ns echo, against an 81 ns C floor (callback_probe).
-- deliver with no outputs (~520 ns): library ~185; the binding's way in and
-  out (JS wrapper, N-API entry, handle, three u64s and the payload — one
-  N-API call each — and the return) ~130 (deliver with the daemon's JS call
-  skipped: ~316 ns); the daemon's JS call ~200: the callback body ~105
-  (napi_call_function ~65 of it, including the adapter and the empty
-  process(); the reference to the function, the result check ~8) and the
-  library's own part of deliver_into ~85 ns slower once JS ran inside the
-  callback (timed around deliver_into: ~185 ns without the JS call, ~275
-  without the callback body with it — cache effects of entering V8).
-- echo over no outputs (+~180 ns): the library +45 (C echo − C no outputs);
-  the output object with its four BigInts ~50 (echo with it removed: −50);
-  napi_get_typedarray_info + net_mesh_outputs_push of the returned Buffer
-  ~35; the daemon's array, the adapter's check and the ids ~40.
-- So with this library and one JS call per event, echo has a floor of about
-  230 (library) + 220 (the JS call) ≈ 450 ns ≈ 2.6× the JS floor before the
-  binding does anything; 3× leaves ~80 ns for entry, arguments, the result
-  and the output object, which take ~250 ns now (mostly fixed N-API/V8
-  costs: each N-API call is only a few ns — removing two BigInt reads
-  changed nothing measurable).
-- Changes in this round: output payloads are the very Buffers process()
-  returned (handed over to the runtime; no slab copy, no Buffer view; the
-  library copies them once, from the Buffer's memory); the adapter checks the
-  result in JS and hands a lone output straight to the addon; the direct
-  process() call has no arguments and no handle scope; one N-API call per
-  argument; the self-deliver guard lives in C. Echo 1081 → ~720 ns
-  (6.0× → ~4×), no outputs 614 → ~520 ns (3.4× → ~2.9×).
+How deliver works now (host-driven, since the library's deliver_begin /
+deliver_commit / deliver_abort): deliverBegin (one N-API call: runtime,
+three u64s, the payload) leases the daemon and hands back its JS object;
+JS calls daemon.process(event) itself, a plain JS call the JIT sees;
+deliverCommit (one N-API call) hands the returned Buffers to the library as
+[u64 len][bytes] records and gets the output ids back in a shared
+BigUint64Array; the output objects carry the very Buffers process()
+returned. No callback from the library into JS on this path any more (it
+remains for replay, below).
+
+Where the time goes (echo, 64 B; shared 2-core machine, so rounds alternate
+and rows are medians; pieces measured separately in the same session):
+- The library alone, from C on the same build (a scratch program: begin +
+  commit of one 64-byte output): ~220 ns (no outputs ~195), against ~205 ns
+  for deliver_into with a C callback and an 80 ns C floor. Two exported calls
+  per event instead of one export plus one callback.
+- The binding alone (the addon built with stand-ins for the three lease
+  functions, measurement only): ~145-170 ns echo, ~115-140 no outputs — two
+  N-API entries, the argument conversions (three BigInts, two typed-array
+  lookups), the event object, the JS call, the record copy and the output
+  object (3 BigInts from the shared array: ~15-20 ns, the "part" row).
+- Together they come to ~450-470 ns: ~60-80 ns more than the sum (caches
+  shared between V8 and the Go runtime; the same effect was seen before).
+- perf over an echo loop: libnetmesh 59% of samples (cgo entry and exit of
+  the two exports ~22%, the lease-ticket table — Go map insert, lookup and
+  delete with its hashing — ~9%, the delivery work itself ~24%), V8 and
+  N-API 25%, the addon 7%, JIT code 3%, kernel 5%.
+- Before this change (library calling the daemon back through
+  napi_call_function): echo ~700 ns (3.8×), no outputs ~500-520 ns (2.8×).
+  Same-session A/B with the same library: echo 686-776 → 438-508 ns, no
+  outputs 502-598 → 359-413 ns.
 - Runtime-initiated calls in a real migration: replay on the target costs a
   few µs per queued event (JS daemon, outputs to the onOutput sink), far
-  below a full pool → executor hop per task (~31 µs batched, ~68 µs one at a
-  time): the replay batches its work per executor task.
+  below a full pool → executor hop per task (~31 µs batched, ~68 µs one at
+  a time): the replay batches its work per executor task.
 `;
 
 async function main() {
@@ -97,14 +109,19 @@ async function main() {
   const ev = { originHash: 1n, sequence: 1n, payload };
   const empty = () => {};
 
+  // The floors and the delivers alternate round by round (the machine is
+  // shared: a burst of outside load then hits all of them alike); each row
+  // is the median of its rounds.
   const rows = [];
-  const floorC = measure(N, () => native.probe());
-  const floor = measure(N, () => native.probeJs(empty));
+  const [floorC, floor, sinkNs, echoNs] = measureInterleaved(N, [
+    () => native.probe(),
+    () => native.probeJs(empty),
+    () => rt.deliver(sink.originHash, ev),
+    () => rt.deliver(echo.originHash, ev),
+  ]);
   rows.push(['floor: N-API call → library → empty C callback', floorC]);
   rows.push(['floor: N-API call → library → empty JS callback', floor]);
-  const sinkNs = measure(N, () => rt.deliver(sink.originHash, ev));
   rows.push(['deliver 64 B → JS daemon, no outputs', sinkNs]);
-  const echoNs = measure(N, () => rt.deliver(echo.originHash, ev));
   rows.push(['deliver 64 B → JS echo daemon → 1 output event', echoNs]);
 
   // Runtime-initiated: tasks posted from the pool, run on the JS thread.
@@ -128,9 +145,9 @@ async function main() {
   const ab = new ArrayBuffer(65536);
   const meta = new BigUint64Array(8);
   const view = measure(N, (i) => Buffer.from(ab, (i & 1023) * 64, 64));
-  rows.push(['  part: one Buffer view of the slab (Buffer.from(ab, off, len); replay path only now)', view]);
-  const outObj = measure(N, (i) => ({ originHash: meta[0], sequence: meta[1], parentHash: meta[2], horizon: meta[3], payload: i }));
-  rows.push(['  part: one output object with 4 BigInts read from a BigUint64Array', outObj]);
+  rows.push(['  part: one Buffer view of the slab (Buffer.from(ab, off, len); replay path only)', view]);
+  const outObj = measure(N, (i) => ({ originHash: 1n, sequence: meta[0], parentHash: meta[1], horizon: meta[2], payload: i }));
+  rows.push(['  part: one output object, 3 BigInts read from a BigUint64Array (deliver\'s ids)', outObj]);
   const inObj = measure(N, () => ({ originHash: 1n, sequence: 1n, payload }));
   rows.push(['  part: the event object handed to process()', inObj]);
 
@@ -183,7 +200,7 @@ async function main() {
     '# Node binding benchmark (`make bench-node`)',
     '',
     `node ${process.version}, libnetmesh ${libraryVersion}, ${os.cpus()[0].model} (${os.cpus().length} CPUs, shared), ` +
-      `${new Date().toISOString().slice(0, 10)}. Median of ${ROUNDS} runs of ${N} ops each.`,
+      `${new Date().toISOString().slice(0, 10)}. Median of ${ROUNDS} runs of ${N} ops each (the two floors and the two delivers take turns run by run).`,
     '',
     '| case | per op | ops/s | × floor |',
     '|---|---:|---:|---:|',

@@ -113,6 +113,42 @@ test('nested delivers close innermost first, whether the inner one fails or not'
   noLease();
 });
 
+test('an automatic snapshot inside the commit may deliver elsewhere: both commits keep their outputs', async (t) => {
+  let snaps = 0;
+  const { rt } = await runtime(t, {
+    kinds: {
+      echo,
+      // Its snapshot() (run by the library inside deliverCommit, every event)
+      // delivers to the echo daemon: a commit nested in a commit.
+      snappy: () => {
+        let n = 0;
+        return {
+          process() { n++; return [Buffer.from(`n${n}`), Buffer.from(`m${n}`)]; },
+          snapshot() {
+            snaps++;
+            const inner = rt.deliver(ech.originHash, { originHash: 2n, sequence: BigInt(n), payload: Buffer.from(`s${n}`) });
+            assert.equal(inner[0].payload.toString(), `s${n}`);
+            assert.equal(native.openLeases(), 1); // the inner lease is closed, the outer's is still open
+            return Buffer.from(String(n));
+          },
+        };
+      },
+    },
+  });
+  const ech = Identity.generate();
+  rt.spawn('echo', ech);
+  const id = Identity.generate();
+  rt.spawn('snappy', id, { autoSnapshotInterval: 1 });
+  for (let i = 1; i <= 3; i++) {
+    const out = rt.deliver(id.originHash, ev(BigInt(i)));
+    assert.deepEqual(out.map((o) => o.payload.toString()), [`n${i}`, `m${i}`]);
+    assert.deepEqual(out.map((o) => o.sequence), [BigInt(2 * i - 1), BigInt(2 * i)]);
+    assert.deepEqual(out.map((o) => o.originHash), [id.originHash, id.originHash]);
+  }
+  assert.equal(snaps, 3);
+  noLease();
+});
+
 test('a daemon that delivers to or snapshots itself is refused without a lease being kept', async (t) => {
   let what = 'deliver';
   const { rt } = await runtime(t, {
