@@ -27,11 +27,11 @@ class Handle:
 
     def _handle(self) -> int:
         """The pointer, or raise if closed / in a forked child."""
+        if _ffi.forked:  # first: a forked child drops runtime pointers (_runtime)
+            _ffi.check_usable()
         p = self._ptr
         if p is None:
             raise closed(self._what)
-        if _ffi.forked:
-            _ffi.check_usable()
         return p
 
     @property

@@ -5,6 +5,8 @@ from __future__ import annotations
 import atexit
 import ctypes
 import dataclasses
+import os
+import threading
 import weakref
 import struct
 from ctypes import POINTER, c_char_p, c_int, c_size_t, c_uint32, c_uint64, c_void_p
@@ -12,7 +14,7 @@ from typing import Any, Callable, Mapping, Optional, Union
 
 from . import _daemon, _ffi, _migration
 from ._daemon import CausalEvent, Event, EventIn, EventList, Factory
-from ._errors import BadHandleError, InvalidArgumentError, NetMeshError, last_error
+from ._errors import BadHandleError, InvalidArgumentError, NetMeshError, ProcessFailedError, last_error
 from ._handle import Handle
 from ._identity import Identity
 from ._migration import SINK_FN, _SINK, MigrationHandle, _SinkSlot, options, phase_name
@@ -70,6 +72,10 @@ _ffi.extend_signatures({
     "net_mesh_runtime_snapshot": (c_int, [_vp, c_uint64, POINTER(_ffi.Bytes)]),
     "net_mesh_runtime_deliver": (c_int, [_vp, c_uint64, _vp, _vp]),
     "net_mesh_runtime_deliver_into": (c_int, [_vp, c_uint64, _vp, _vp]),
+    "net_mesh_runtime_deliver_begin": (c_int, [_vp, c_uint64, _vp, _u64p, _vpp]),
+    "net_mesh_runtime_deliver_commit": (
+        c_int, [_vp, c_uint64, c_uint64, c_char_p, c_size_t, _u64p, c_size_t, POINTER(c_size_t)]),
+    "net_mesh_runtime_deliver_abort": (c_int, [_vp, c_uint64, c_uint64, c_char_p]),
     "net_mesh_subscription_list_free": (None, [POINTER(SubscriptionListC)]),
     "net_mesh_runtime_subscriptions": (c_int, [_vp, c_uint64, POINTER(SubscriptionListC)]),
     "net_mesh_runtime_subscribe": (c_int, [_vp, c_uint64, c_uint64, c_char_p, c_char_p, c_size_t, c_uint32]),
@@ -201,11 +207,24 @@ class _Scratch:
     daemon that delivers to another daemon from inside ``process`` each get
     their own — a list is never passed to two calls at once."""
 
-    __slots__ = ("ev", "ev_arg", "lst", "lst_arg", "lst_view", "origin", "origin_arg", "__weakref__")
+    __slots__ = ("ev", "ev_arg", "lst", "lst_arg", "lst_view", "origin", "origin_arg",
+                 "lease", "lease_view", "ticket_arg", "ud_arg", "meta", "meta_view", "meta_arg",
+                 "n", "n_arg", "__weakref__")
 
     def __init__(self) -> None:
         self.ev = EventIn()
         self.ev_arg = ctypes.byref(self.ev)  # a cparam: passed without conversion
+        # host-driven delivery: [ticket, daemon user_data] filled by
+        # deliver_begin, and the per-output meta deliver_commit writes
+        self.lease = (c_uint64 * 2)()
+        self.lease_view = memoryview(self.lease).cast("B").cast("Q")
+        self.ticket_arg = ctypes.byref(self.lease)
+        self.ud_arg = ctypes.byref(self.lease, 8)
+        self.meta = (c_uint64 * _META_CAP)()
+        self.meta_view = memoryview(self.meta).cast("B").cast("Q")
+        self.meta_arg = ctypes.byref(self.meta)
+        self.n = c_size_t()
+        self.n_arg = ctypes.byref(self.n)
         self.lst = EventList()
         self.lst_arg = ctypes.byref(self.lst)
         # events, len, reserved_ as three machine words, read without ctypes
@@ -223,6 +242,12 @@ class _Scratch:
 
 _CALLBACK_FAILED = -16
 _PROCESS_FAILED = -9
+_META_CAP = 64  # u64 values: meta for 16 outputs without a per-call buffer
+_pack_len = struct.Struct("<Q").pack
+_unpack_meta = struct.Struct("=4Q").unpack_from
+_get_ident = threading.get_ident
+_objects_get = _daemon._objects.__getitem__
+_as_payload = _daemon._as_payload
 _pool: "list[_Scratch]" = []
 _pool_pop, _pool_push = _pool.pop, _pool.append
 _EVSZ = ctypes.sizeof(Event)
@@ -230,6 +255,7 @@ _U64_MAX = 2**64 - 1
 # struct.pack_into checks every u64 (ctypes would silently wrap -1) and fills
 # the whole event in one call; the payload goes in by address (no copy).
 _pack_ev = _daemon._EV.pack_into
+_pack_evb = _daemon._EV.pack  # bytes: far cheaper than pack_into a ctypes object
 _unpack_ev = _daemon._EV.unpack_from
 assert ctypes.sizeof(EventIn) == _daemon._EV.size and ctypes.sizeof(EventList) == 24
 _addr = _daemon.bytes_address
@@ -268,6 +294,18 @@ def _at_exit() -> None:
 
 
 atexit.register(_at_exit)
+
+
+def _forked_child() -> None:
+    """In a child forked after the library was loaded, drop every runtime's
+    pointer (never freed: the child has no Go runtime). deliver's hot path
+    then catches the fork with the `_ptr is None` test it makes anyway, and
+    _handle raises the "forked" error."""
+    for rt in list(_live_runtimes):
+        rt._ptr = None
+
+
+os.register_at_fork(after_in_child=_forked_child)
 
 
 class DaemonHandle(Handle):
@@ -338,6 +376,18 @@ class DaemonRuntime(Handle):
         super().__init__(out.value, lib.net_mesh_runtime_free)  # type: ignore[arg-type]
         self._lib = lib
         self._deliver = _ffi.raw_function("net_mesh_runtime_deliver_into")
+        # Host-driven delivery: begin may wait for the daemon (another
+        # thread's lease), so it releases the GIL; commit and abort never
+        # wait (they end this thread's own lease) and keep it.
+        try:
+            self._begin = _ffi.raw_function("net_mesh_runtime_deliver_begin")
+            self._commit = _ffi.raw_function("net_mesh_runtime_deliver_commit", hold_gil=True)
+            self._abort = _ffi.raw_function("net_mesh_runtime_deliver_abort", hold_gil=True)
+        except AttributeError:  # an older library: deliver through the callback
+            self._begin = None
+        # origin -> thread id of the lease this runtime's deliver holds for
+        # it while the daemon's process runs (the self-deliver guard)
+        self._busy: "dict[int, int]" = {}
         self._ptr_arg = _daemon.word_arg(self._ptr)  # used only while _ptr is set
         self.node = node
         self._has_sink = False
@@ -432,6 +482,10 @@ class DaemonRuntime(Handle):
 
     def snapshot(self, origin_hash: int) -> Optional[bytes]:
         """The daemon's snapshot as CDS1 bytes, or None for a stateless daemon."""
+        if self._busy and self._busy.get(origin_hash) == _get_ident():
+            raise InvalidArgumentError(
+                f"net_mesh: a daemon cannot snapshot itself (origin {origin_hash:#018x}) from "
+                "inside its own process(); it would wait for itself")
         b = _ffi.Bytes()
         self._call(self._lib.net_mesh_runtime_snapshot, _u64(origin_hash, "origin_hash"), ctypes.byref(b))
         if not b.data:
@@ -442,6 +496,120 @@ class DaemonRuntime(Handle):
         """Deliver ``event`` to the daemon at ``origin_hash``; its ``process``
         runs on this thread. Returns the output events (empty when none, or
         when the daemon is migrating and the event was queued)."""
+        # Host-driven: deliver_begin leases the daemon (host locked, phase
+        # gate passed) and names its Python object; process runs here, as a
+        # plain Python call; deliver_commit appends the outputs to the chain
+        # and hands back their sequence/parent/horizon/received_at. No ctypes
+        # callback on this path. (A forked child has _ptr None: see _forked.)
+        if event.__class__ is not CausalEvent or origin_hash.__class__ is not int or self._ptr is None:
+            self._handle()
+            _u64(origin_hash, "origin_hash")
+            if not isinstance(event, CausalEvent):
+                raise TypeError(f"net_mesh: event must be a CausalEvent, not {type(event).__name__}")
+        busy = self._busy
+        if busy and busy.get(origin_hash) == _get_ident():
+            raise InvalidArgumentError(
+                f"net_mesh: a daemon cannot deliver to itself (origin {origin_hash:#018x}) from "
+                "inside its own process(); it would wait for itself")
+        origin, seq, payload, parent, horizon, recv = event
+        if payload.__class__ is not bytes or event.__class__ is not CausalEvent:
+            # the daemon is handed a plain CausalEvent with bytes
+            payload = _bytes_arg(payload, "payload")
+            if payload.__class__ is not bytes:
+                payload = bytes(payload)
+            event = _tnew(CausalEvent, (origin, seq, payload, parent, horizon, recv))
+        try:
+            # net_mesh_event as bytes, passed by address (no ctypes object);
+            # the payload by address too: both stay referenced by this frame
+            evb = _pack_evb(origin, horizon, seq, parent,
+                            (id(payload) + _OFF if _OFF is not None else _addr(payload)) if payload else 0,
+                            len(payload), recv)
+        except struct.error as e:
+            raise InvalidArgumentError(f"net_mesh: bad CausalEvent field (u64 expected): {e}") from None
+        sc = _pool_pop() if _pool else _Scratch()
+        lv = sc.lease_view
+        try:
+            if sc.origin != origin_hash:
+                if not 0 <= origin_hash <= _U64_MAX:
+                    _u64(origin_hash, "origin_hash")
+                sc.origin_arg = _word_arg(origin_hash)
+                sc.origin = origin_hash
+            # lv[0] != 0 from begin's return until the lease is ended: the
+            # finally below ends it whatever interrupts this frame
+            rc = self._begin(self._ptr_arg, sc.origin_arg, evb, sc.ticket_arg, sc.ud_arg)
+            if rc:
+                raise last_error(rc)
+            ticket = lv[0]
+            if not ticket:
+                return []  # queued behind a migration
+            busy[origin_hash] = _get_ident()
+            try:
+                outs = _objects_get(lv[1]).process(event)
+                if not outs:
+                    n = 0
+                elif outs.__class__ is list and len(outs) == 1:
+                    o = outs[0]
+                    if o.__class__ is not bytes:
+                        o = _as_payload(o)
+                    n = 1
+                    recs = _pack_len(len(o)) + o
+                else:
+                    pays = [o if o.__class__ is bytes else _as_payload(o) for o in outs]
+                    n = len(pays)
+                    recs = b"".join([x for o in pays for x in (_pack_len(len(o)), o)])
+                    if n == 1:
+                        o = pays[0]
+            except BaseException as e:
+                del busy[origin_hash]
+                msg = f"net_mesh: process failed: {type(e).__name__}: {e}"
+                self._abort(self._ptr_arg, sc.origin_arg, ticket if ticket < 0x80000000 else _word_arg(ticket),
+                            msg.encode("utf-8", "replace")[:1000])
+                lv[0] = 0
+                raise ProcessFailedError(msg, kind="process-failed", code=_PROCESS_FAILED) from e
+            del busy[origin_hash]
+            if ticket >= 0x80000000:
+                ticket = _word_arg(ticket)
+            if not n:
+                rc = self._commit(self._ptr_arg, sc.origin_arg, ticket, None, 0, None, 0, sc.n_arg)
+                lv[0] = 0
+                if rc:
+                    raise last_error(rc)
+                return []
+            if n == 1:
+                rc = self._commit(self._ptr_arg, sc.origin_arg, ticket, recs, len(recs), sc.meta_arg, 4, sc.n_arg)
+                lv[0] = 0
+                if rc:
+                    raise last_error(rc)
+                mv = sc.meta_view
+                return [_tnew(CausalEvent, (origin_hash, mv[0], o, mv[1], mv[2], mv[3]))]
+            if n <= _META_CAP // 4:
+                meta, mv = sc.meta_arg, sc.meta_view
+            else:
+                big = (c_uint64 * (4 * n))()
+                meta, mv = ctypes.byref(big), memoryview(big).cast("B").cast("Q")
+            nr = len(recs)
+            rc = self._commit(self._ptr_arg, sc.origin_arg, ticket, recs, nr if nr < 0x80000000 else c_size_t(nr),
+                              meta, 4 * n, sc.n_arg)
+            lv[0] = 0
+            if rc:
+                raise last_error(rc)
+            return [_tnew(CausalEvent, (origin_hash, mv[4 * i], o, mv[4 * i + 1], mv[4 * i + 2], mv[4 * i + 3]))
+                    for i, o in enumerate(pays)]
+        finally:
+            if lv[0]:
+                # interrupted (e.g. KeyboardInterrupt) between begin and the
+                # end of the lease: end it now (a stale ticket is refused
+                # harmlessly); never leave the daemon locked
+                t = lv[0]
+                lv[0] = 0
+                if busy.get(origin_hash) == _get_ident():
+                    del busy[origin_hash]
+                self._abort(self._ptr_arg, sc.origin_arg, _word_arg(t), b"interrupted")
+            _pool_push(sc)
+
+    def _deliver_callback(self, origin_hash: int, event: CausalEvent) -> "list[CausalEvent]":
+        """deliver through the process callback (a library without
+        host-driven delivery)."""
         p = self._ptr
         if (p is None or _ffi.forked or event.__class__ is not CausalEvent
                 or origin_hash.__class__ is not int or not 0 <= origin_hash <= _U64_MAX):

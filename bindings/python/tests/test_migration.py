@@ -142,7 +142,10 @@ def test_progress_callback_sees_phases_on_a_library_thread(pair):
     order = ["snapshot", "transfer", "restore", "replay", "cutover", "complete"]
     idx = [order.index(ph) for ph in phases]
     assert idx == sorted(idx), seen  # never backwards
-    transfer = [p for p in seen if p.phase == "transfer"]
+    # the report for the last chunk may already carry the next phase (a fast
+    # target restores before the sender's report lands; capi 4d4d2d5), so
+    # bytes are checked on the reports from TRANSFER on, as tests/c does
+    transfer = [p for p in seen if order.index(p.phase) >= order.index("transfer")]
     assert transfer[-1].total_bytes > 0, seen
     assert transfer[-1].bytes_moved == transfer[-1].total_bytes, seen
     assert all(isinstance(p, nm.MigrationProgress) for p in seen)
