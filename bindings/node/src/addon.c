@@ -2916,11 +2916,12 @@ static void env_cleanup(void *arg) {
     /* From here on no JS runs: queued and later tasks run inline and their
      * callbacks fail fast; finalizers leave references to the environment. */
     atomic_store(&s->alive, 0);
+    /* First: a lease left open (a JS frame that never returned) keeps its
+     * daemon's host locked; a queued task for that daemon, run inline just
+     * below, or the runtime's shutdown would wait for it forever. */
+    leases_abort_all(s);
     run_tasks(s);
     run_notes(s);
-    /* Before the runtimes go: a lease left open would keep its daemon's
-     * host locked and the runtime's shutdown waiting. */
-    leases_abort_all(s);
     for (int pass = 0; pass < 2; pass++) {
         box *b = s->live;
         while (b != NULL) {
