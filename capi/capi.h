@@ -77,8 +77,11 @@ typedef struct nm_create_result {
  * process call on this thread; the Go side copies them before anything else
  * can run on the thread) or, when heap is non-NULL, a malloc'd buffer the Go
  * side frees (a process call nested inside another one on the same thread). */
-/* Returned by value (48 bytes); pointers travel as uintptr_t so the Go side
- * treats them as the C addresses they are. */
+/* Written into a C block the caller owns (one per daemon: calls into a daemon
+ * are serialized), so the trampoline returns nothing — a returned struct costs
+ * cgo two stack-top probes and a copy per call, and a Go out-parameter would
+ * be moved to the heap. Pointers travel as uintptr_t so the Go side treats
+ * them as the C addresses they are. */
 typedef struct nm_proc_result {
     int rc;
     uint32_t count;
@@ -88,10 +91,9 @@ typedef struct nm_proc_result {
     uintptr_t err;  /* char *, malloc'd */
 } nm_proc_result;
 
-NM_HIDDEN nm_proc_result nm_call_process(net_mesh_process_fn fn, uintptr_t ud, uint64_t origin,
-                                         uint64_t horizon, uint64_t seq, uint64_t parent,
-                                         const uint8_t *payload, size_t payload_len,
-                                         uint64_t received_at);
+NM_HIDDEN void nm_call_process(nm_proc_result *r, net_mesh_process_fn fn, uintptr_t ud,
+                               uint64_t origin, uint64_t horizon, uint64_t seq, uint64_t parent,
+                               const uint8_t *payload, size_t payload_len, uint64_t received_at);
 
 /* Header of every event list's allocation (list->reserved_): the event array
  * follows it, then the payloads. cap is the allocation's size in bytes. */

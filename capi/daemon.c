@@ -131,11 +131,9 @@ static pthread_once_t nm_out_once = PTHREAD_ONCE_INIT;
 static void nm_out_free(void *p) { free(p); }
 static void nm_out_key_init(void) { (void)pthread_key_create(&nm_out_key, nm_out_free); }
 
-nm_proc_result nm_call_process(net_mesh_process_fn fn, uintptr_t ud, uint64_t origin,
-                               uint64_t horizon, uint64_t seq, uint64_t parent,
-                               const uint8_t *payload, size_t payload_len, uint64_t received_at) {
-    nm_proc_result res;
-    nm_proc_result *r = &res;
+void nm_call_process(nm_proc_result *r, net_mesh_process_fn fn, uintptr_t ud, uint64_t origin,
+                     uint64_t horizon, uint64_t seq, uint64_t parent, const uint8_t *payload,
+                     size_t payload_len, uint64_t received_at) {
     nm_tls_out *t = &nm_out_tls;
     int shared = !t->busy;
     struct net_mesh_outputs out;
@@ -170,7 +168,7 @@ nm_proc_result nm_call_process(net_mesh_process_fn fn, uintptr_t ud, uint64_t or
     out.w.magic = 0; /* a stale writer pointer is refused from now on */
     if (!shared) {
         r->heap = (uintptr_t)out.w.heap;
-        return res;
+        return;
     }
     t->busy = 0;
     if (out.w.cap > NM_TLS_KEEP) {
@@ -179,12 +177,11 @@ nm_proc_result nm_call_process(net_mesh_process_fn fn, uintptr_t ud, uint64_t or
         t->buf = NULL;
         t->cap = 0;
         (void)pthread_setspecific(nm_out_key, NULL);
-        return res;
+        return;
     }
     if (t->buf != out.w.heap) (void)pthread_setspecific(nm_out_key, out.w.heap);
     t->buf = out.w.heap;
     t->cap = out.w.cap;
-    return res;
 }
 
 nm_buf_result nm_call_snapshot(net_mesh_snapshot_fn fn, uintptr_t ud) {

@@ -70,6 +70,10 @@ type cDaemon struct {
 	restore  C.net_mesh_restore_fn
 	life     *life
 	outs     [][]byte // Process's returned slice, reused (see Process)
+	// res is the C block nm_call_process writes its result into: C memory,
+	// one per daemon (calls into a daemon are serialized by its host), freed
+	// by a cleanup once the wrapper is garbage (a call in flight keeps d).
+	res *C.nm_proc_result
 }
 
 var errStopped = errf(statusDaemonNotFound, "daemon was stopped")
@@ -84,6 +88,20 @@ func newCDaemon(vt *C.net_mesh_daemon_vtable, l *life) *cDaemon {
 	}
 	runtime.AddCleanup(d, func(l *life) { l.close() }, d.life)
 	return d
+}
+
+// result is d's result block, allocated at the first process call (nil when
+// C memory is exhausted).
+func (d *cDaemon) result() *C.nm_proc_result {
+	if d.res == nil {
+		p := (*C.nm_proc_result)(C.calloc(1, C.size_t(unsafe.Sizeof(C.nm_proc_result{}))))
+		if p == nil {
+			return nil
+		}
+		d.res = p
+		runtime.AddCleanup(d, func(p unsafe.Pointer) { C.free(p) }, unsafe.Pointer(p))
+	}
+	return d.res
 }
 
 // checkVtable validates a host vtable before anything is copied.
@@ -164,7 +182,13 @@ func (d *cDaemon) callProcess(link causal.Link, payload []byte, receivedAt uint6
 	if len(payload) > 0 {
 		p = (*C.uint8_t)(unsafe.Pointer(&payload[0]))
 	}
-	r := C.nm_call_process(d.process, d.life.ud, C.uint64_t(link.Origin), C.uint64_t(link.Horizon),
+	r := d.res
+	if r == nil {
+		if r = d.result(); r == nil {
+			return nil, errf(statusNoMemory, "cannot allocate the process result block")
+		}
+	}
+	C.nm_call_process(r, d.process, d.life.ud, C.uint64_t(link.Origin), C.uint64_t(link.Horizon),
 		C.uint64_t(link.Sequence), C.uint64_t(link.Parent), p, C.size_t(len(payload)), C.uint64_t(receivedAt))
 	if r.heap != 0 {
 		lend = false // a private buffer, freed on return
