@@ -314,8 +314,10 @@ func (h *DaemonHost) Deliver(ev causal.Event) ([]causal.Event, error) {
 func (h *DaemonHost) deliverAppend(dst []causal.Event, ev *causal.Event) (_ []causal.Event, processed bool, err error) {
 	h.mu.Lock()
 	defer h.unlock()
-	if queued, err := h.admitLocked(ev); err != nil || queued {
-		return dst, false, err
+	if h.closed.Load() || HostPhase(h.phase.Load()) != PhaseNormal {
+		if queued, err := h.admitLocked(ev); err != nil || queued {
+			return dst, false, err
+		}
 	}
 	return h.processVisitLocked(dst, ev, nil, nil)
 }
@@ -327,8 +329,10 @@ func (h *DaemonHost) deliverVisit(ev *causal.Event, visit func([]causal.Event) e
 	h.mu.Lock()
 	var st visitState
 	defer h.endVisit(&st, &err)
-	if queued, err := h.admitLocked(ev); err != nil || queued {
-		return false, err
+	if h.closed.Load() || HostPhase(h.phase.Load()) != PhaseNormal {
+		if queued, err := h.admitLocked(ev); err != nil || queued {
+			return false, err
+		}
 	}
 	var outs []causal.Event
 	outs, processed, err = h.processVisitLocked(h.scratch[:0], ev, visit, &st)
@@ -369,7 +373,8 @@ func (h *DaemonHost) endVisit(st *visitState, err *error) {
 
 // admitLocked is the phase gate of a delivery: a closed or moved host
 // refuses ev; a buffering one queues it (queued reports that; err is then
-// the queue's refusal, if any).
+// the queue's refusal, if any). The delivery paths call it only when the
+// host is closed or not Normal (the common case is checked inline).
 func (h *DaemonHost) admitLocked(ev *causal.Event) (queued bool, err error) {
 	if h.closed.Load() {
 		return false, h.notFound()

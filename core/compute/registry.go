@@ -64,10 +64,19 @@ func newRegistry() *registry {
 
 // host is origin's live host, nil if none.
 func (r *registry) host(origin uint64) *DaemonHost {
-	if h := r.last.Load(); h != nil && h.origin == origin && h.seen.Load() == r.gen.Load() {
+	if h := r.cached(origin); h != nil {
 		return h
 	}
 	return r.hostSlow(origin)
+}
+
+// cached is host's lock-free hit (nil on a miss); small enough to inline
+// into the delivery path, which then calls hostSlow itself.
+func (r *registry) cached(origin uint64) *DaemonHost {
+	if h := r.last.Load(); h != nil && h.origin == origin && h.seen.Load() == r.gen.Load() {
+		return h
+	}
+	return nil
 }
 
 func (r *registry) hostSlow(origin uint64) *DaemonHost {

@@ -538,12 +538,14 @@ func (r *Runtime) DeliverVisit(origin uint64, ev *causal.Event, visit func(outs 
 	if State(r.state.Load()) != StateReady {
 		return r.requireReady()
 	}
-	h := r.reg.host(origin)
+	h := r.reg.cached(origin) // registry.host with its hit inlined
 	if h == nil {
-		return r.missing(origin)
+		if h = r.reg.hostSlow(origin); h == nil {
+			return r.missing(origin)
+		}
 	}
 	processed, err := h.deliverVisit(ev, visit)
-	if processed {
+	if processed && r.observers.m.Load() != nil {
 		r.fireObserversOf(origin, ev)
 	}
 	return err
