@@ -385,6 +385,10 @@ class DaemonRuntime(Handle):
             self._abort = _ffi.raw_function("net_mesh_runtime_deliver_abort", hold_gil=True)
         except AttributeError:  # an older library: deliver through the callback
             self._begin = None
+        if _OFF is None:  # not CPython: the fast path needs bytes addresses
+            self._begin = None
+        if self._begin is None:
+            self.deliver = self._deliver_callback  # type: ignore[method-assign]
         # origin -> thread id of the lease this runtime's deliver holds for
         # it while the daemon's process runs (the self-deliver guard)
         self._busy: "dict[int, int]" = {}
@@ -522,8 +526,7 @@ class DaemonRuntime(Handle):
             # net_mesh_event as bytes, passed by address (no ctypes object);
             # the payload by address too: both stay referenced by this frame
             evb = _pack_evb(origin, horizon, seq, parent,
-                            (id(payload) + _OFF if _OFF is not None else _addr(payload)) if payload else 0,
-                            len(payload), recv)
+                            id(payload) + _OFF if payload else 0, len(payload), recv)
         except struct.error as e:
             raise InvalidArgumentError(f"net_mesh: bad CausalEvent field (u64 expected): {e}") from None
         sc = _pool_pop() if _pool else _Scratch()
@@ -536,7 +539,8 @@ class DaemonRuntime(Handle):
                 sc.origin = origin_hash
             # lv[0] != 0 from begin's return until the lease is ended: the
             # finally below ends it whatever interrupts this frame
-            rc = self._begin(self._ptr_arg, sc.origin_arg, evb, sc.ticket_arg, sc.ud_arg)
+            pa, oa = self._ptr_arg, sc.origin_arg
+            rc = self._begin(pa, oa, evb, sc.ticket_arg, sc.ud_arg)
             if rc:
                 raise last_error(rc)
             ticket = lv[0]
@@ -562,7 +566,7 @@ class DaemonRuntime(Handle):
             except BaseException as e:
                 del busy[origin_hash]
                 msg = f"net_mesh: process failed: {type(e).__name__}: {e}"
-                self._abort(self._ptr_arg, sc.origin_arg, ticket if ticket < 0x80000000 else _word_arg(ticket),
+                self._abort(pa, oa, ticket if ticket < 0x80000000 else _word_arg(ticket),
                             msg.encode("utf-8", "replace")[:1000])
                 lv[0] = 0
                 raise ProcessFailedError(msg, kind="process-failed", code=_PROCESS_FAILED) from e
@@ -570,13 +574,13 @@ class DaemonRuntime(Handle):
             if ticket >= 0x80000000:
                 ticket = _word_arg(ticket)
             if not n:
-                rc = self._commit(self._ptr_arg, sc.origin_arg, ticket, None, 0, None, 0, sc.n_arg)
+                rc = self._commit(pa, oa, ticket, None, 0, None, 0, sc.n_arg)
                 lv[0] = 0
                 if rc:
                     raise last_error(rc)
                 return []
             if n == 1:
-                rc = self._commit(self._ptr_arg, sc.origin_arg, ticket, recs, len(recs), sc.meta_arg, 4, sc.n_arg)
+                rc = self._commit(pa, oa, ticket, recs, len(recs), sc.meta_arg, 4, sc.n_arg)
                 lv[0] = 0
                 if rc:
                     raise last_error(rc)
@@ -588,7 +592,7 @@ class DaemonRuntime(Handle):
                 big = (c_uint64 * (4 * n))()
                 meta, mv = ctypes.byref(big), memoryview(big).cast("B").cast("Q")
             nr = len(recs)
-            rc = self._commit(self._ptr_arg, sc.origin_arg, ticket, recs, nr if nr < 0x80000000 else c_size_t(nr),
+            rc = self._commit(pa, oa, ticket, recs, nr if nr < 0x80000000 else c_size_t(nr),
                               meta, 4 * n, sc.n_arg)
             lv[0] = 0
             if rc:

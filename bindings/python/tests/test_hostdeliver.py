@@ -316,3 +316,26 @@ def test_bad_event_fields_leave_nothing_locked(rt):
         rt.deliver(12345, ev())
     assert count_of(_deliver_in_thread(rt, h.origin_hash, ev())) == 1
     assert struct.calcsize("@QQQQPNQ") == 56
+
+
+def test_library_without_host_driven_delivery_uses_the_callback(node, monkeypatch):
+    from net_mesh import _ffi
+
+    real = _ffi.raw_function
+
+    def older_library(name, *a, **kw):
+        if name.startswith("net_mesh_runtime_deliver_") and name != "net_mesh_runtime_deliver_into":
+            raise AttributeError(name)
+        return real(name, *a, **kw)
+
+    monkeypatch.setattr(_ffi, "raw_function", older_library)
+    with nm.DaemonRuntime(node) as r:
+        monkeypatch.setattr(_ffi, "raw_function", real)
+        from daemons import Counter
+
+        r.register_factory("counter", Counter)
+        r.start()
+        h = r.spawn("counter", nm.Identity.generate())
+        assert r.deliver == r._deliver_callback
+        assert count_of(r.deliver(h.origin_hash, ev())) == 1
+        assert count_of(r.deliver(h.origin_hash, ev())) == 2
