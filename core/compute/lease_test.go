@@ -322,3 +322,33 @@ func TestLeaseObserversGetACopy(t *testing.T) {
 	assert.Equal(t, []byte("abc"), seen[0].Payload)
 	assert.Equal(t, causal.Link{Origin: 9, Sequence: 4}, seen[0].Link)
 }
+
+// BenchmarkLeaseEcho64: host-driven delivery of a 64-byte event whose one
+// output is the host's own (DeliverBegin + DeliverCommit, the daemon not
+// called by the runtime), next to BenchmarkDeliverEcho64Append.
+func BenchmarkLeaseEcho64(b *testing.B) {
+	rt, done := benchRuntime(b)
+	defer done()
+	h, err := rt.Spawn(bg, "echo", newKeypair(b), DaemonConfig{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	o := h.OriginHash()
+	ev := inputEvent(42, 1, make([]byte, 64))
+	outs := [][]byte{ev.Payload}
+	var dst []causal.Event
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		ev.Link.Sequence = uint64(i + 1)
+		l, err := rt.DeliverBegin(o, ev, nil)
+		if err != nil || l.Ticket == 0 {
+			b.Fatal(err)
+		}
+		dst, err = rt.DeliverCommit(dst[:0], o, l.Ticket, outs)
+		if err != nil || len(dst) != 1 {
+			b.Fatal(err)
+		}
+	}
+	reportEventsPerSec(b)
+}
