@@ -103,6 +103,10 @@ typedef struct nm_list_hdr {
     uint64_t cap;
 } nm_list_hdr;
 NM_HIDDEN void *nm_realloc(void *p, size_t n);
+/* Releases an event list's block (reserved_): a small library block becomes
+ * the calling thread's spare, reused by the next net_mesh_runtime_deliver on
+ * it; anything else is freed. NULL is a no-op. (deliver.c) */
+NM_HIDDEN void nm_list_release(void *block);
 NM_HIDDEN nm_buf_result nm_call_snapshot(net_mesh_snapshot_fn fn, uintptr_t ud);
 NM_HIDDEN nm_status_result nm_call_restore(net_mesh_restore_fn fn, uintptr_t ud,
                                            const uint8_t *state, size_t len);

@@ -231,7 +231,7 @@ void nm_call_channel_message(net_mesh_channel_message_fn fn, uintptr_t ud, uint6
 
 void net_mesh_event_list_free(net_mesh_event_list *list) {
     if (!list) return;
-    free(list->reserved_);
+    nm_list_release(list->reserved_); /* may become this thread's spare (deliver.c) */
     list->events = NULL;
     list->len = 0;
     list->reserved_ = NULL;

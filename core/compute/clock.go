@@ -19,8 +19,10 @@ import (
 // clock. The host keeps its stamps non-decreasing on top of this (see
 // DaemonHost.stampLocked).
 type coarseClock struct {
+	_    [64]byte     // now and used on a cache line of their own
 	now  atomic.Int64 // last tick's unix ns; 0 while the ticker is stopped
 	used atomic.Bool  // a delivery read now since the ticker last looked
+	_    [64]byte
 
 	mu      sync.Mutex // guards running, closed, stop and the ticker's exit
 	running bool
