@@ -81,7 +81,10 @@ func net_mesh_runtime_deliver_commit(h *C.net_mesh_runtime, origin, ticket C.uin
 	defer guard(&rc)
 	r, err := runtimeOf(unsafe.Pointer(h))
 	if err != nil {
-		return fail(err) // the lease (if any) stays live: nothing changed
+		// A lease of a runtime freed meanwhile still ends; any other
+		// ticket stays as it is.
+		compute.AbortOrphanLease(uint64(ticket))
+		return fail(err)
 	}
 	if nOut != nil {
 		*nOut = 0
@@ -139,6 +142,7 @@ func net_mesh_runtime_deliver_abort(h *C.net_mesh_runtime, origin, ticket C.uint
 	defer guard(&rc)
 	r, err := runtimeOf(unsafe.Pointer(h))
 	if err != nil {
+		compute.AbortOrphanLease(uint64(ticket))
 		return fail(err)
 	}
 	if err := r.rt.DeliverAbort(uint64(origin), uint64(ticket)); err != nil {

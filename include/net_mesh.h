@@ -823,8 +823,10 @@ int net_mesh_runtime_deliver_into(net_mesh_runtime *rt, uint64_t origin,
  * the lease like they wait for a running process. Stop is fine (it does not
  * wait): a daemon stopped (or its runtime shut down) while leased is still
  * committed or aborted by its ticket, and its finalizer runs when the lease
- * ends. Free the runtime only
- * after every lease ended (a lease left open keeps its daemon locked).
+ * ends. A runtime freed while a lease is open (e.g. from inside the host's
+ * own daemon code): commit or abort with the freed handle give _BAD_HANDLE
+ * and still end the lease (counted as a failed process), so the daemon is
+ * finalized; a lease never ended keeps its daemon locked.
  * Tickets are unique for the process's lifetime: a ticket that is 0, stale
  * (already committed or aborted), never issued, or issued for another daemon
  * or runtime gives _INVALID_ARGUMENT and changes nothing.
@@ -864,7 +866,8 @@ int net_mesh_runtime_deliver_begin(net_mesh_runtime *rt, uint64_t origin,
  * the records hold) or a NULL n_out gives _INVALID_ARGUMENT with NOTHING
  * appended — and the lease still ends, counted as a failed process, so nothing
  * stays locked. A bad ticket gives _INVALID_ARGUMENT and changes nothing.
- * Returns NET_MESH_OK, _BAD_HANDLE, _INVALID_ARGUMENT, _INTERNAL.
+ * Returns NET_MESH_OK, _BAD_HANDLE (a freed runtime: its lease still ends),
+ * _INVALID_ARGUMENT, _INTERNAL.
  */
 int net_mesh_runtime_deliver_commit(net_mesh_runtime *rt, uint64_t origin, uint64_t ticket,
                                     const uint8_t *records, size_t records_len, uint64_t *meta,

@@ -158,6 +158,30 @@ func (r *Runtime) DeliverAbort(origin, ticket uint64) error {
 	return nil
 }
 
+// AbortOrphanLease ends lease ticket if its runtime is shutting down,
+// without knowing the runtime: the C ABI calls it when a commit or abort
+// comes with a runtime handle already freed (e.g. from inside the daemon's
+// own code), so the host is not left locked and its Close hook still runs.
+// The lease counts as a failed process. A live runtime's ticket is left
+// alone (false).
+func AbortOrphanLease(ticket uint64) bool {
+	leaseTab.Lock()
+	ref, ok := leaseTab.m[ticket]
+	ok = ok && ref.rt.State() == StateShuttingDown
+	if ok {
+		delete(leaseTab.m, ticket)
+	}
+	leaseTab.Unlock()
+	if !ok {
+		return false
+	}
+	h := ref.h
+	h.ls = leaseState{}
+	h.stats.errors.Add(1)
+	h.unlock()
+	return true
+}
+
 // observeLocked records ev in the horizon (processVisitLocked's first step).
 func (h *DaemonHost) observeLocked(ev causal.Event) {
 	h.horizon.Observe(ev.Link.Origin, ev.Link.Sequence)

@@ -305,6 +305,26 @@ func TestLeaseStopWhileLeasedClosesAfterCommit(t *testing.T) {
 	assert.ErrorIs(t, err, ErrDaemonNotFound)
 }
 
+func TestAbortOrphanLeaseOnlyForShutDownRuntimes(t *testing.T) {
+	rt, _, _ := setup(t)
+	require.NoError(t, rt.Start(bg))
+	d := &closeCounter{}
+	h, err := rt.SpawnWithDaemon(bg, newKeypair(t), DaemonConfig{}, d, func() (Daemon, error) { return &closeCounter{}, nil })
+	require.NoError(t, err)
+	o := h.OriginHash()
+	l, err := rt.DeliverBegin(o, inputEvent(1, 1, nil), nil)
+	require.NoError(t, err)
+	assert.False(t, AbortOrphanLease(l.Ticket), "a live runtime's lease is not an orphan")
+	assert.False(t, AbortOrphanLease(l.Ticket+1000))
+	require.NoError(t, rt.Shutdown(bg))
+	assert.Zero(t, d.closed.Load())
+	assert.True(t, AbortOrphanLease(l.Ticket))
+	assert.Equal(t, int32(1), d.closed.Load(), "closed once the lease ended")
+	assert.False(t, AbortOrphanLease(l.Ticket), "ended once")
+	host, _ := rt.LookupHost(o)
+	assert.Nil(t, host)
+}
+
 func TestLeaseObserversGetACopy(t *testing.T) {
 	rt, _, _ := readyRuntime(t)
 	h, err := rt.Spawn(bg, "echo", newKeypair(t), DaemonConfig{})

@@ -265,9 +265,36 @@ static void threads_and_stop(void) {
     free_runtime(rt, node);
 }
 
+/* The runtime freed while a lease is open (as a host's daemon code might):
+ * commit with the freed handle is _BAD_HANDLE and still ends the lease, so
+ * the daemon is finalized and nothing stays locked. */
+static void free_while_leased(void) {
+    net_mesh_node *node = NULL;
+    net_mesh_runtime *rt = new_runtime(&node);
+    net_mesh_identity *id = NULL;
+    OK(net_mesh_identity_generate(&id));
+    uint64_t origin = origin_of(id), ticket = 0, meta[4];
+    OK(net_mesh_runtime_spawn(rt, "counter", id, NULL, NULL));
+    net_mesh_event ev = make_event(3, 1, "x", 1);
+    void *ud = NULL;
+    size_t n = 0;
+    uint8_t rec[16];
+    int before = atomic_load(&daemons_finalized);
+    OK(net_mesh_runtime_deliver_begin(rt, origin, &ev, &ticket, &ud));
+    size_t len = run_counter(ud, rec);
+    net_mesh_runtime_free(rt);
+    CHECK(atomic_load(&daemons_finalized) == before);
+    EXPECT(NET_MESH_ERR_BAD_HANDLE, net_mesh_runtime_deliver_commit(rt, origin, ticket, rec, len, meta, 4, &n));
+    CHECK(atomic_load(&daemons_finalized) == before + 1);
+    EXPECT(NET_MESH_ERR_BAD_HANDLE, net_mesh_runtime_deliver_abort(rt, origin, ticket, NULL));
+    net_mesh_identity_free(id);
+    net_mesh_node_free(node);
+}
+
 int main(void) {
     happy_path_equals_deliver();
     misuse();
     threads_and_stop();
+    free_while_leased();
     return nm_report("lease");
 }

@@ -339,3 +339,24 @@ def test_library_without_host_driven_delivery_uses_the_callback(node, monkeypatc
         assert r.deliver == r._deliver_callback
         assert count_of(r.deliver(h.origin_hash, ev())) == 1
         assert count_of(r.deliver(h.origin_hash, ev())) == 2
+
+
+def test_runtime_closed_inside_process_ends_the_lease(node):
+    from net_mesh import _daemon
+
+    r = nm.DaemonRuntime(node)
+
+    class CloseRuntime(nm.MeshDaemon):
+        def process(self, event):
+            r.close()
+            return [b"late"]
+
+    r.start()
+    before = _daemon.live_objects()
+    h = r.spawn_with_daemon(nm.Identity.generate(), CloseRuntime())
+    with pytest.raises(nm.BadHandleError):
+        r.deliver(h.origin_hash, ev())
+    # the lease ended with the freed handle: daemon and factory finalized
+    assert _daemon.live_objects() == before
+    with pytest.raises(nm.BadHandleError):
+        r.deliver(h.origin_hash, ev())
