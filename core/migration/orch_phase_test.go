@@ -142,10 +142,9 @@ func (s *slowLastChunk) SendSubprotocol(ctx context.Context, to uint64, id uint1
 
 // A local source's chunk loop can fall behind the protocol: the target
 // restores, replays and activates before StartMigrationWith's caller counts
-// the last chunk. Every report from the target's RestoreComplete on still
-// counts every chunk, and the last one shows all bytes moved (before: the
-// reports from Restore to Complete lacked the last chunk, and the late
-// count was never pushed).
+// the last chunk. Transfer still ends with a report of every chunk moved,
+// and so does every report after it (before: the reports from Restore to
+// Complete lacked the last chunk, and the late count was never pushed).
 func TestLocalSourceLastChunkCountedWhenLoopLags(t *testing.T) {
 	a, b := pair(t)
 	padBytes.Store(3 * msg.ChunkSize) // several chunks
@@ -168,12 +167,18 @@ func TestLocalSourceLastChunkCountedWhenLoopLags(t *testing.T) {
 	assert.Equal(t, PhaseComplete, last.Phase)
 	assert.Equal(t, last.TotalBytes, last.BytesMoved, "the last report shows every byte moved")
 	assert.Equal(t, last.TotalChunks, last.ChunksMoved)
+	var lastTransfer Progress
 	for _, p := range reports {
 		assert.LessOrEqual(t, p.BytesMoved, p.TotalBytes, "never more than the snapshot: %+v", p)
+		if p.Phase == PhaseTransfer {
+			lastTransfer = p
+		}
 		if p.Phase >= PhaseRestore {
 			assert.Equal(t, p.TotalBytes, p.BytesMoved, "from Restore on every chunk is counted: %+v", p)
 		}
 	}
+	assert.Equal(t, lastTransfer.TotalBytes, lastTransfer.BytesMoved, "Transfer ends at 100%%: %+v", reports)
+	assert.Equal(t, lastTransfer.TotalChunks, lastTransfer.ChunksMoved)
 	got := h.Progress()
 	assert.Equal(t, got.TotalBytes, got.BytesMoved)
 	assert.Equal(t, got.TotalChunks, got.ChunksMoved)

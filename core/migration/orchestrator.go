@@ -143,9 +143,10 @@ func (r *orchRec) advanceToRestore() bool {
 
 // allSent (under e.mu) records that every chunk reached the target, which
 // restored the snapshot: a local source's chunk loop, on StartMigrationWith's
-// caller, may not have counted the last ones yet, and every report from
-// Restore on must show the whole snapshot moved. Totals the orchestrator
-// does not know (0, a remote source's bytes) are left alone.
+// caller, may not have counted the last ones yet, and the last Transfer
+// report and every one after it must show the whole snapshot moved. Totals
+// the orchestrator does not know (0, a remote source's bytes) are left
+// alone.
 func (r *orchRec) allSent() {
 	r.chunksMoved = max(r.chunksMoved, r.totalChunks)
 	r.bytesMoved = max(r.bytesMoved, r.totalBytes)
@@ -293,9 +294,16 @@ func (e *Engine) onRestoreComplete(from uint64, m *msg.Message) {
 		return
 	}
 	e.mu.Unlock()
-	// The target may restore before the last send returned: show Restore
-	// too, with every chunk counted.
-	e.progressIf(r, func() bool { r.allSent(); return r.advanceToRestore() })
+	// The target may restore before the chunk loop (a local source's, on
+	// StartMigrationWith's caller) counted the last chunks: every chunk
+	// arrived, so Transfer still ends with a report of the whole snapshot
+	// moved, then Restore follows.
+	e.progressIf(r, func() bool {
+		behind := r.chunksMoved < r.totalChunks || r.bytesMoved < r.totalBytes
+		r.allSent()
+		return behind && r.phase == PhaseTransfer
+	})
+	e.progressIf(r, r.advanceToRestore)
 	e.setPhase(r, PhaseReplay, nil)
 	var evs []causal.Event
 	if s := e.localSrc(r); s != nil {
