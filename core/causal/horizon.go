@@ -29,6 +29,11 @@ func (h *Horizon) Observe(origin, seq uint64) {
 		}
 		return
 	}
+	h.observeOther(origin, seq)
+}
+
+// observeOther is Observe of an origin other than the last one.
+func (h *Horizon) observeOther(origin, seq uint64) {
 	if h.seen == nil {
 		h.seen = make(map[uint64]uint64)
 	}
