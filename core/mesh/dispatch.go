@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 )
 
 // maxQueuedMessages bounds the dispatch queue's message items; callbacks for
@@ -15,8 +16,9 @@ type task struct {
 	from    uint64
 	sub     uint16
 	hint    uint16
-	payload []byte // owned by the task
-	fn      func() // set for non-message work
+	payload []byte        // owned by the task
+	fn      func()        // set for non-message work
+	queued  *atomic.Int64 // a reliable stream's count (recvStream.queued), decremented once handled
 }
 
 // dispatcher is a bounded FIFO feeding the dispatch goroutine. push never
@@ -96,6 +98,9 @@ func (n *Node) dispatchLoop() {
 				return
 			}
 			n.runTask(&batch[i])
+			if q := batch[i].queued; q != nil {
+				q.Add(-1)
+			}
 			batch[i] = task{}
 		}
 		if len(batch) > 0 {

@@ -159,7 +159,14 @@ type Node struct {
 	pending   atomic.Int64
 	lastWrite atomic.Int64
 	ephPool   chan noise.DHKey // pre-generated ephemeral keys (ephemeral.go)
-	ephWake   chan struct{}
+
+	// ackMu guards the sessions owing a delayed ack and the timer that
+	// flushes them (reliable.go, owesAck).
+	ackMu    sync.Mutex
+	ackOwed  []*session
+	ackTimer *time.Timer
+	ackDelay time.Duration // min(ackDelay, RetransmitInterval/4), set once
+	ephWake  chan struct{}
 
 	certs [2][64]byte // our hello certificates, by role (handshake.go)
 
@@ -174,6 +181,7 @@ type Node struct {
 	admitted  map[uint64]bool     // initiators Accept()ed
 	initiates map[uint32]*initiation
 	handlers  map[uint16]func(from uint64, payload []byte)
+	inline    map[uint16]bool                  // handlers called on the reader (SetHandlerInline)
 	channels  map[string]*channel              // channels we publish
 	subs      map[subKey]bool                  // channels we subscribed to
 	waiters   map[uint64]chan membershipAnswer // membership nonce → waiter
@@ -226,6 +234,7 @@ func NewNode(cfg Config) (*Node, error) {
 		admitted:  make(map[uint64]bool),
 		initiates: make(map[uint32]*initiation),
 		handlers:  make(map[uint16]func(uint64, []byte)),
+		inline:    make(map[uint16]bool),
 		channels:  make(map[string]*channel),
 		subs:      make(map[subKey]bool),
 		waiters:   make(map[uint64]chan membershipAnswer),
@@ -235,6 +244,7 @@ func NewNode(cfg Config) (*Node, error) {
 		ephPool:   make(chan noise.DHKey, ephemeralPoolSize),
 		ephWake:   make(chan struct{}, 1),
 	}
+	n.ackDelay = min(ackDelay, cfg.RetransmitInterval/4)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.disp.init()
 	if _, ok := tr.(batchWriter); ok {
@@ -260,6 +270,12 @@ func (n *Node) Close() error {
 	err := n.tr.Close()
 	n.disp.close()
 	n.wg.Wait()
+	n.ackMu.Lock()
+	if n.ackTimer != nil {
+		n.ackTimer.Stop()
+	}
+	n.ackOwed = nil
+	n.ackMu.Unlock()
 	n.mu.Lock()
 	for _, s := range n.sessions {
 		s.shutdown()

@@ -3,6 +3,10 @@ package mesh
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
+	"runtime/debug"
+	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/netmesh/libnetmesh/core/mesh/wire"
@@ -28,6 +32,22 @@ const relWindow = 512
 // ackSize is the size of one SubAck event.
 const ackSize = 16
 
+// Acknowledgements are coalesced. A receiver acknowledges a stream at once
+// when ackEvery messages were delivered since its last ack, or when a
+// duplicate shows the sender is retransmitting; otherwise the ack waits at
+// most ackDelay (capped at RetransmitInterval/4, so it always lands well
+// before the sender's retransmission timer). Nothing waits for an ack to make
+// progress, so the wait delays no delivery: it only keeps acks — a datagram,
+// a write and a wake-up of the other node's reader each — out of short
+// request/answer exchanges such as a migration, where every message would
+// otherwise cost two datagrams, and cuts bulk transfers to one ack per
+// ackEvery messages. The window (relWindow) is far above ackEvery, so a bulk
+// sender never waits for a delayed ack.
+const (
+	ackEvery = 32
+	ackDelay = 2 * time.Millisecond
+)
+
 // isReliable reports whether a subprotocol is control traffic that the node
 // delivers reliably.
 func isReliable(id uint16) bool { return id == wire.SubMigration || id == wire.SubMembership }
@@ -49,10 +69,16 @@ type sendStream struct {
 }
 
 // recvStream is a reliable stream's receive side: everything below next has
-// been handed to the dispatcher; buf holds messages in (next, next+relWindow).
+// been handed to the dispatcher or an inline handler; buf holds messages in
+// (next, next+relWindow); acked is the next value most recently acknowledged
+// (acked < next: an ack is owed and scheduled). queued counts the stream's
+// messages in the dispatch queue or being handled there: a message goes to an
+// inline handler only while it is 0, so it never overtakes an earlier one.
 type recvStream struct {
-	next uint64
-	buf  map[uint64][]byte
+	next   uint64
+	acked  uint64
+	buf    map[uint64][]byte
+	queued atomic.Int64
 }
 
 func (s *session) sendStreamLocked(id uint64) *sendStream {
@@ -160,46 +186,128 @@ func (s *session) onAck(ev []byte) bool {
 
 // onReliable handles a reliable message on the reader goroutine: it is
 // buffered, delivered in order exactly once per session, and acknowledged
-// cumulatively. A message is acknowledged only once it is in the dispatch
-// queue, so a full queue turns into retransmissions, not loss.
+// cumulatively (coalesced, see ackEvery). A message is acknowledged only once
+// it is in the dispatch queue or was handed to an inline handler (see
+// SetHandlerInline), so a full queue turns into retransmissions, not loss.
 func (s *session) onReliable(sub, hint uint16, stream, seq uint64, payload []byte) {
+	h := s.n.inlineHandler(sub)
+	if h != nil {
+		// Inline calls happen after relMu is released (a handler may send);
+		// inMu keeps them in order should two goroutines get here at once.
+		s.inMu.Lock()
+		defer s.inMu.Unlock()
+	}
+	var inline [][]byte
 	s.relMu.Lock()
 	rs := s.recv[stream]
 	if rs == nil {
 		rs = &recvStream{buf: make(map[uint64][]byte)}
 		s.recv[stream] = rs
 	}
+	dup := false
 	switch {
 	case seq < rs.next:
 		s.n.ctr.duplicates.Add(1)
+		dup = true
 	case seq-rs.next >= relWindow:
 		s.relMu.Unlock()
 		s.n.ctr.dropWindow.Add(1)
 		return
 	default:
-		if _, dup := rs.buf[seq]; dup {
+		if _, seen := rs.buf[seq]; seen {
 			s.n.ctr.duplicates.Add(1)
+			dup = true
 		} else {
 			rs.buf[seq] = append([]byte(nil), payload...)
 		}
 		for {
 			p, ok := rs.buf[rs.next]
-			if !ok || !s.n.disp.push(task{from: s.peerID, sub: sub, hint: hint, payload: p}) {
+			if !ok {
 				break
+			}
+			if h != nil && rs.queued.Load() == 0 {
+				inline = append(inline, p)
+			} else {
+				rs.queued.Add(1)
+				if !s.n.disp.push(task{from: s.peerID, sub: sub, hint: hint, payload: p, queued: &rs.queued}) {
+					rs.queued.Add(-1)
+					break
+				}
 			}
 			delete(rs.buf, rs.next)
 			rs.next++
 		}
 	}
 	next := rs.next
-	s.relMu.Unlock()
-	if next == 0 {
-		return
+	now := next > 0 && (dup || next-rs.acked >= ackEvery)
+	later := !now && next > rs.acked
+	if now {
+		rs.acked = next
 	}
+	s.relMu.Unlock()
+	for _, p := range inline {
+		s.n.callInline(h, s.peerID, sub, p)
+	}
+	switch {
+	case now:
+		s.sendAck(stream, next)
+	case later:
+		s.n.owesAck(s)
+	}
+}
+
+func (s *session) sendAck(stream, next uint64) {
 	var ack [ackSize]byte
 	binary.LittleEndian.PutUint64(ack[:], stream)
 	binary.LittleEndian.PutUint64(ack[8:], next)
 	_ = s.sendUnreliable(SubAck, 0, ack[:])
+}
+
+// flushAcks acknowledges every stream of s with deliveries not yet acked.
+func (s *session) flushAcks() {
+	type owed struct{ stream, next uint64 }
+	var acks []owed
+	s.relMu.Lock()
+	for id, rs := range s.recv {
+		if rs.next > rs.acked {
+			rs.acked = rs.next
+			acks = append(acks, owed{id, rs.next})
+		}
+	}
+	s.relMu.Unlock()
+	for _, a := range acks {
+		s.sendAck(a.stream, a.next)
+	}
+}
+
+// owesAck schedules s's pending acks: one timer per node flushes every
+// session that owes one, n.ackDelay after the first.
+func (n *Node) owesAck(s *session) {
+	n.ackMu.Lock()
+	defer n.ackMu.Unlock()
+	if n.closed.Load() || slices.Contains(n.ackOwed, s) {
+		return
+	}
+	n.ackOwed = append(n.ackOwed, s)
+	if n.ackTimer == nil {
+		n.ackTimer = time.AfterFunc(n.ackDelay, n.flushAcks)
+	} else if len(n.ackOwed) == 1 {
+		// Empty until now: the timer has fired (or is firing); arm it again.
+		n.ackTimer.Reset(n.ackDelay)
+	}
+}
+
+// flushAcks runs on the ack timer's goroutine.
+func (n *Node) flushAcks() {
+	n.ackMu.Lock()
+	owed := n.ackOwed
+	n.ackOwed = nil
+	n.ackMu.Unlock()
+	for _, s := range owed {
+		if !s.dead.Load() && !n.closed.Load() {
+			s.flushAcks()
+		}
+	}
 }
 
 // SendSubprotocol sends payload to node `to` on subprotocol id as one framed
@@ -223,6 +331,53 @@ func (n *Node) SendSubprotocol(ctx context.Context, to uint64, id uint16, payloa
 		return s.sendReliable(ctx, id, payload)
 	}
 	return s.sendUnreliable(id, 0, payload)
+}
+
+// SetHandlerInline declares (on) that every handler installed for
+// subprotocol id, now or later, returns at once, never blocks and runs no
+// user code: it only decodes the message and queues it for its own workers.
+// The node then calls it on the receive goroutine, in order, instead of
+// passing the message through the dispatch goroutine, which saves a
+// goroutine hand-off per message. Only 0x0500 (reliable, and not handled by
+// the node itself) may be inline; core/migration declares it for the
+// runtime's 0x0500 handler, which forwards to a compute.MigrationHandler
+// (required not to block). A handler breaking the promise stalls the socket
+// and the acknowledgements.
+func (n *Node) SetHandlerInline(id uint16, on bool) error {
+	if id != wire.SubMigration {
+		return fmt.Errorf("%w: subprotocol %#04x cannot be handled inline", ErrInvalidConfig, id)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if on {
+		n.inline[id] = true
+	} else {
+		delete(n.inline, id)
+	}
+	return nil
+}
+
+// inlineHandler is sub's handler if it is to be called inline, else nil.
+func (n *Node) inlineHandler(sub uint16) func(uint64, []byte) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if !n.inline[sub] {
+		return nil
+	}
+	return n.handlers[sub]
+}
+
+// callInline calls an inline handler on the receive goroutine, recovering a
+// panic (it would otherwise end the process).
+func (n *Node) callInline(h func(uint64, []byte), from uint64, sub uint16, payload []byte) {
+	defer func() {
+		if r := recover(); r != nil {
+			n.logf(LogError, "mesh: inline handler panicked", map[string]any{
+				"panic": fmt.Sprint(r), "subprotocol": sub, "stack": string(debug.Stack()),
+			})
+		}
+	}()
+	h(from, payload)
 }
 
 // sessionFor returns the established session with node, or nil.

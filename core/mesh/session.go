@@ -41,6 +41,9 @@ type session struct {
 	rxMu   sync.Mutex
 	replay wire.ReplayWindow
 
+	// inMu orders inline handler calls (see onReliable).
+	inMu sync.Mutex
+
 	// relMu guards the per-stream state.
 	relMu   sync.Mutex
 	send    map[uint64]*sendStream

@@ -160,7 +160,21 @@ func Attach(rt *compute.Runtime, node compute.Node, opts ...Option) *Engine {
 		e.lanes[i].e = e
 	}
 	rt.SetMigrationHandler(e)
+	// The runtime's 0x0500 handler only forwards to HandleMigrationMessage,
+	// which decodes and queues on a lane: a node that can call it on its
+	// receive goroutine saves a goroutine hand-off per message.
+	if in, ok := node.(inliner); ok {
+		if err := in.SetHandlerInline(compute.SubprotocolMigration, true); err != nil {
+			e.log(compute.LogDebug, "migration: 0x0500 stays on the node's dispatch goroutine", map[string]any{"error": err.Error()})
+		}
+	}
 	return e
+}
+
+// inliner is implemented by nodes (core/mesh) that can call a subprotocol's
+// handler on their receive goroutine.
+type inliner interface {
+	SetHandlerInline(id uint16, on bool) error
 }
 
 // Runtime is the runtime the engine is attached to.
