@@ -76,6 +76,7 @@ func WithQueueSize(n int) Option { return func(o *options) { o.queue = n } }
 // every operation that inserts re-checks the state after inserting and rolls
 // back, so nothing registered survives a shutdown.
 type Runtime struct {
+	_     [64]byte // the fields read per delivery share no line with a neighbour object
 	node  Node
 	state atomic.Uint32
 	pool  *pool
@@ -98,6 +99,7 @@ type Runtime struct {
 		sync.Mutex // serializes writers
 		next       uint64
 		m          atomic.Pointer[map[uint64][]observer]
+		_          [64]byte
 	}
 
 	// Test-only stalls, run (when set) between Start's handler install and
