@@ -56,6 +56,8 @@ const MaxBufferedEvents = 1_000_000
 // behind a daemon call (which may itself be waiting for that thread) just to
 // read them.
 type DaemonHost struct {
+	_ [64]byte // per-delivery fields share no line with a neighbour object
+
 	// Immutable after construction.
 	origin uint64
 	kp     *identity.Keypair
@@ -95,6 +97,7 @@ type DaemonHost struct {
 	lender Lender                      // daemon as a Lender, nil if it is not one
 	clock  atomic.Pointer[coarseClock] // the runtime's clock once registered
 	seen   atomic.Uint64               // a registry generation it was registered at (registry.host)
+	_      [64]byte
 }
 
 // Lender is optionally implemented by a Daemon that can lend its outputs
