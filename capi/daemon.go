@@ -149,27 +149,39 @@ func resultBytes(r *C.nm_buf_result) []byte {
 	return unsafe.Slice((*byte)(unsafe.Pointer(&r.inl[0])), int(r.len))
 }
 
-// Process calls the host's process function. The outputs arrive in the
-// calling thread's reusable C buffer and are copied into one Go allocation;
-// the returned outer slice is d.outs, reused from call to call (the host
-// serializes calls into one daemon and keeps only the elements).
+// Process calls the host's process function: ProcessLent, then the outputs
+// are copied into one Go allocation (the returned outer slice is d.outs,
+// reused from call to call: the host serializes calls into one daemon and
+// keeps only the elements).
 func (d *cDaemon) Process(ev causal.Event) ([][]byte, error) {
 	// The thread buffer is valid until the next process call on this thread:
 	// stay on it until the outputs are copied.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	return d.callProcess(ev.Link, ev.Payload, ev.ReceivedAt, false)
+	outs, err := d.ProcessLent(ev.Link, ev.Payload, ev.ReceivedAt)
+	if err != nil || len(outs) == 0 {
+		return outs, err
+	}
+	total := 0
+	for _, o := range outs {
+		total += len(o)
+	}
+	data := make([]byte, total) // one Go allocation for all
+	at := 0
+	for i, o := range outs {
+		n := copy(data[at:], o)
+		outs[i] = data[at : at+n : at+n]
+		at += n
+	}
+	return outs, nil
 }
 
-// ProcessLent is compute.Lender: the outputs stay in the calling thread's
-// buffer (compute keeps the goroutine on this thread until it has consumed
-// them, before any other process call can run here). Outputs of a nested
-// call (private heap buffer) are copied as in Process.
+// ProcessLent is compute.Lender (the delivery path of the C ABI): the
+// outputs stay in the calling thread's buffer (compute keeps the goroutine
+// on this thread until it has consumed them, before any other process call
+// can run here). Outputs of a nested call (private heap buffer, freed on
+// return) are copied into Go memory.
 func (d *cDaemon) ProcessLent(link causal.Link, payload []byte, receivedAt uint64) ([][]byte, error) {
-	return d.callProcess(link, payload, receivedAt, true)
-}
-
-func (d *cDaemon) callProcess(link causal.Link, payload []byte, receivedAt uint64, lend bool) ([][]byte, error) {
 	// No enter/exit here (two atomic read-modify-writes per event): compute
 	// calls Process only under its host lock with the host not closed, and
 	// runs the Close hook (the only close of a hosted daemon's life besides
@@ -190,6 +202,7 @@ func (d *cDaemon) callProcess(link causal.Link, payload []byte, receivedAt uint6
 	}
 	C.nm_call_process(r, d.process, d.life.ud, C.uint64_t(link.Origin), C.uint64_t(link.Horizon),
 		C.uint64_t(link.Sequence), C.uint64_t(link.Parent), p, C.size_t(len(payload)), C.uint64_t(receivedAt))
+	lend := true
 	if r.heap != 0 {
 		lend = false // a private buffer, freed on return
 		defer C.free(cptr(r.heap))

@@ -111,11 +111,16 @@ func find(h unsafe.Pointer, k kind) (*entry, unsafe.Pointer) {
 	return e, key
 }
 
-// lookup returns the object behind a live handle of kind k.
+// lookup returns the object behind a live handle of kind k. The cache hit
+// is checked here, the rest in lookupSlow.
 func lookup(h unsafe.Pointer, k kind) (any, error) {
 	if c := recent[k].Load(); c != nil && c.handle == h && h != nil && !c.dead.Load() {
 		return c.obj, nil
 	}
+	return lookupSlow(h, k)
+}
+
+func lookupSlow(h unsafe.Pointer, k kind) (any, error) {
 	e, _ := find(h, k)
 	if e == nil {
 		return nil, badHandle(h, k)

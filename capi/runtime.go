@@ -503,9 +503,13 @@ func net_mesh_runtime_deliver_into(h *C.net_mesh_runtime, origin C.uint64_t, ev 
 	if _, err := listCap(list); err != nil {
 		return fail(err)
 	}
-	payload, err := borrowChecked("event payload", (*C.nm_cu8)(ev.payload), ev.payload_len)
-	if err != nil {
-		return fail(err)
+	var payload []byte // borrowChecked's rules, the valid case without a call
+	if n := ev.payload_len; n != 0 {
+		if ev.payload == nil || uint64(n) > maxBuffer {
+			_, err := borrowChecked("event payload", (*C.nm_cu8)(ev.payload), n)
+			return fail(err)
+		}
+		payload = unsafe.Slice((*byte)(unsafe.Pointer(ev.payload)), int(n))
 	}
 	// Field by field: a composite literal is built in a temporary and
 	// copied, and that 64-byte copy stalls on store forwarding.

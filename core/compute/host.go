@@ -371,7 +371,11 @@ func (h *DaemonHost) endVisit(st *visitState, err *error) {
 	if st.locked {
 		runtime.UnlockOSThread()
 	}
-	h.unlock()
+	if h.closed.Load() {
+		h.unlock() // may run the Close hook
+	} else {
+		h.mu.Unlock() // unlock's common case without the call
+	}
 }
 
 // admitLocked is the phase gate of a delivery: a closed or moved host
