@@ -33,13 +33,16 @@ func (e *FactoryEntry) IsPlaceholder() bool { return e.Keypair == nil }
 // hosts map, and a host's seen holds a gen at which it was the map's entry
 // for its origin. While gen still equals that value nothing changed since,
 // so the host still is the entry. A stale seen only causes a miss.
+//
+// It lives inside its Runtime, right after the runtime's state: a delivery
+// reads state, gen and last from one cache line.
 type registry struct {
-	mu        sync.RWMutex
 	gen       atomic.Uint64 // from regGen, bumped under mu when hosts changes
 	last      atomic.Pointer[DaemonHost]
 	hosts     map[uint64]*DaemonHost
 	factories map[uint64]*FactoryEntry
 	moved     map[uint64]uint64
+	mu        sync.RWMutex
 }
 
 // regGen hands out registry generations, unique across registries: a seen
@@ -52,14 +55,12 @@ func (r *registry) changedLocked() {
 	r.last.Store(nil) // do not keep a removed host alive
 }
 
-func newRegistry() *registry {
-	r := &registry{
-		hosts:     make(map[uint64]*DaemonHost),
-		factories: make(map[uint64]*FactoryEntry),
-		moved:     make(map[uint64]uint64),
-	}
+// init prepares a zero registry.
+func (r *registry) init() {
+	r.hosts = make(map[uint64]*DaemonHost)
+	r.factories = make(map[uint64]*FactoryEntry)
+	r.moved = make(map[uint64]uint64)
 	r.gen.Store(regGen.Add(1))
-	return r
 }
 
 // host is origin's live host, nil if none.

@@ -76,12 +76,12 @@ func WithQueueSize(n int) Option { return func(o *options) { o.queue = n } }
 // every operation that inserts re-checks the state after inserting and rolls
 // back, so nothing registered survives a shutdown.
 type Runtime struct {
-	_     [64]byte // the fields read per delivery share no line with a neighbour object
+	_     [64]byte      // the fields read per delivery share no line with a neighbour object
+	state atomic.Uint32 // first, next to reg's lock-free lookup words
+	reg   registry
 	node  Node
-	state atomic.Uint32
 	pool  *pool
 	exec  atomic.Pointer[Executor]
-	reg   *registry
 	clock coarseClock // output timestamps of registered hosts
 
 	logger   Logger
@@ -128,7 +128,8 @@ func NewRuntime(node Node, opts ...Option) *Runtime {
 	if o.queue < 1 {
 		o.queue = 1
 	}
-	r := &Runtime{node: node, reg: newRegistry(), logger: o.logger}
+	r := &Runtime{node: node, logger: o.logger}
+	r.reg.init()
 	r.kinds.m = make(map[string]Factory)
 	r.pool = newPool(o.workers, o.queue, r.log)
 	r.SetExecutor(o.exec)
