@@ -2,6 +2,7 @@ package migration
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -182,4 +183,61 @@ func TestLocalSourceLastChunkCountedWhenLoopLags(t *testing.T) {
 	got := h.Progress()
 	assert.Equal(t, got.TotalBytes, got.BytesMoved)
 	assert.Equal(t, got.TotalChunks, got.ChunksMoved)
+}
+
+// The target orchestrates and is not ready at first: its own NotReady rolls
+// the remote source back, the retry takes a fresh snapshot, and the daemon
+// arrives with every event, deliverable on the target once Wait returns.
+func TestTargetOrchestratesNotReadyRetry(t *testing.T) {
+	a, b := pair(t)
+	kp := spawn(t, a, "counter")
+	o := kp.OriginHash()
+	deliverRange(t, a, o, 1, 3)
+	require.NoError(t, b.rt.ExpectMigration("counter", o, compute.DaemonConfig{}))
+	b.eng.SetSimulateNotReady(true)
+	var attempts atomic.Int64
+	opts := DefaultOpts()
+	opts.Progress = func(p Progress) { attempts.Store(int64(p.Attempt)) }
+	h, err := b.eng.StartMigrationWith(ctx10(t), o, a.id, b.id, opts)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return attempts.Load() >= 2 }, 5*time.Second, time.Millisecond)
+	deliverRange(t, a, o, 4, 6)
+	b.eng.SetSimulateNotReady(false)
+	require.NoError(t, h.Wait(ctx10(t)))
+	deliverRange(t, b, o, 7, 7)
+	n, bad := count(t, b, o)
+	assert.Equal(t, uint64(7), n)
+	assert.Zero(t, bad)
+	noRecords(t, a, b)
+}
+
+// The target orchestrates while the source is fed in every buffering
+// phase: nothing is lost or doubled, and the target takes deliveries as
+// soon as Wait returns.
+func TestTargetOrchestratesWhileFed(t *testing.T) {
+	a, b := pair(t)
+	kp := spawn(t, a, "counter")
+	o := kp.OriginHash()
+	require.NoError(t, b.rt.ExpectMigration("counter", o, compute.DaemonConfig{}))
+	var next uint64 = 1
+	opts := DefaultOpts()
+	opts.Progress = func(p Progress) {
+		if p.Phase >= PhaseTransfer && p.Phase <= PhaseReplay {
+			for range 3 {
+				_, err := a.rt.Deliver(o, ev(next))
+				if err == nil {
+					next++
+				}
+			}
+		}
+	}
+	h, err := b.eng.StartMigrationWith(ctx10(t), o, a.id, b.id, opts)
+	require.NoError(t, err)
+	require.NoError(t, h.Wait(ctx10(t)))
+	_, err = b.rt.Deliver(o, ev(next))
+	require.NoError(t, err)
+	n, bad := count(t, b, o)
+	assert.Equal(t, next, n)
+	assert.Zero(t, bad)
+	noRecords(t, a, b)
 }
