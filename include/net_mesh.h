@@ -1165,7 +1165,9 @@ int net_mesh_migration_cancel(net_mesh_migration *m);
 /*
  * Progress: phase (NET_MESH_MIGRATION_PHASE_*), snapshot bytes and chunks
  * handed to the mesh so far in the current attempt, and their totals (0
- * until known). Called at every phase change and every chunk.
+ * until known). Called at every phase change and every chunk. When the
+ * totals are known, the last TRANSFER call and every later one count the
+ * whole snapshot as moved.
  */
 typedef void (*net_mesh_migration_progress_fn)(void *user_data, int phase, uint64_t bytes_moved,
                                                uint64_t total_bytes, uint64_t chunks_moved,

@@ -37,7 +37,10 @@ func (p Phase) String() string {
 
 // Progress is pushed to a handle's subscribers on every phase change and
 // every chunk handed to the mesh. Bytes and chunks count the snapshot of the
-// current attempt (a NotReady retry starts them over).
+// current attempt (a NotReady retry starts them over). When the totals are
+// known (a local source), the last Transfer report and every later one
+// count the whole snapshot as moved, even if the target restored before
+// StartMigrationWith's caller counted its last chunks.
 type Progress struct {
 	Phase       Phase
 	BytesMoved  int64
