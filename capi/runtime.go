@@ -524,7 +524,8 @@ func net_mesh_runtime_deliver_into(h *C.net_mesh_runtime, origin C.uint64_t, ev 
 	// still locked: a C daemon lends them from this thread's buffer, so
 	// they are copied once, from there into the list.
 	filled := false
-	err = r.rt.DeliverVisit(uint64(origin), &in, func(outs []causal.Event) error {
+	// Pinned: an export runs on the C thread that called it until it returns.
+	err = r.rt.DeliverVisitPinned(uint64(origin), &in, func(outs []causal.Event) error {
 		filled = true
 		return refillEventList(list, outs)
 	})

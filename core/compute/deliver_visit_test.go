@@ -1,6 +1,7 @@
 package compute
 
 import (
+	"runtime"
 	"testing"
 	"time"
 
@@ -51,12 +52,20 @@ func TestDeliverVisitMatchesDeliver(t *testing.T) {
 	ref, err := NewHost(&lendingDaemon{}, kp, DaemonConfig{})
 	require.NoError(t, err)
 
+	// Half of the events through DeliverVisitPinned, from a goroutine locked
+	// to its thread as that requires.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	for i := range 50 {
 		ev := inputEvent(7, uint64(i+1), []byte{byte(i), byte(i >> 8), 3, 4, 5}[:i%6])
 		want, err := ref.Deliver(ev)
 		require.NoError(t, err)
 		calls := 0
-		require.NoError(t, rt.DeliverVisit(h.OriginHash(), &ev, func(outs []causal.Event) error {
+		deliver := rt.DeliverVisit
+		if i%2 == 1 {
+			deliver = rt.DeliverVisitPinned
+		}
+		require.NoError(t, deliver(h.OriginHash(), &ev, func(outs []causal.Event) error {
 			calls++
 			require.Len(t, outs, len(want))
 			for j := range outs {
@@ -180,6 +189,18 @@ func TestDeliverVisitPanics(t *testing.T) {
 	assert.Equal(t, 2, got)
 	assert.Equal(t, 1, fired)
 
+	// The same through DeliverVisitPinned (the caller's thread lock is left alone).
+	d.panicNext = true
+	func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		err = rt.DeliverVisitPinned(o, new(inputEvent(1, 2, []byte("ab"))), func([]causal.Event) error { return nil })
+	}()
+	require.ErrorIs(t, err, ErrProcessFailed)
+	st, err = h.Stats()
+	require.NoError(t, err)
+	assert.Equal(t, uint64(2), st.Errors)
+
 	assert.PanicsWithValue(t, "visitor boom", func() {
 		_ = rt.DeliverVisit(o, new(inputEvent(1, 3, []byte("ab"))), func([]causal.Event) error { panic("visitor boom") })
 	})
@@ -188,5 +209,5 @@ func TestDeliverVisitPanics(t *testing.T) {
 	st, err = h.Stats()
 	require.NoError(t, err)
 	assert.Equal(t, uint64(3), st.EventsProcessed)
-	assert.Equal(t, uint64(1), st.Errors)
+	assert.Equal(t, uint64(2), st.Errors)
 }

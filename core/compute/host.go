@@ -328,9 +328,9 @@ func (h *DaemonHost) deliverAppend(dst []causal.Event, ev *causal.Event) (_ []ca
 // deliverVisit is deliverAppend handing the outputs to visit while mu is
 // held (see Runtime.DeliverVisit). processed is true when the daemon
 // processed ev, even if visit then failed.
-func (h *DaemonHost) deliverVisit(ev *causal.Event, visit func([]causal.Event) error) (processed bool, err error) {
+func (h *DaemonHost) deliverVisit(ev *causal.Event, visit func([]causal.Event) error, pinned bool) (processed bool, err error) {
 	h.mu.Lock()
-	var st visitState
+	st := visitState{pinned: pinned}
 	defer h.endVisit(&st, &err)
 	if h.closed.Load() || HostPhase(h.phase.Load()) != PhaseNormal {
 		if queued, err := h.admitLocked(ev); err != nil || queued {
@@ -352,6 +352,7 @@ func (h *DaemonHost) deliverVisit(ev *causal.Event, visit func([]causal.Event) e
 
 // visitState is what deliverVisit's epilogue undoes or reports.
 type visitState struct {
+	pinned   bool // the caller's goroutine cannot leave its thread anyway
 	locked   bool // the goroutine was locked to its thread for a lent call
 	inDaemon bool // a Lender's ProcessLent is running
 }
@@ -420,8 +421,10 @@ func (h *DaemonHost) processVisitLocked(dst []causal.Event, ev *causal.Event, vi
 	if st != nil && h.lender != nil {
 		// The lent outputs live in this thread's buffer until the next
 		// lent call on it: stay on the thread until visit is done.
-		runtime.LockOSThread()
-		st.locked = true
+		if !st.pinned {
+			runtime.LockOSThread()
+			st.locked = true
+		}
 		st.inDaemon = true
 		outs, err = h.lender.ProcessLent(ev.Link, ev.Payload, ev.ReceivedAt)
 		st.inDaemon = false

@@ -533,11 +533,27 @@ func (r *Runtime) DeliverAppend(dst []causal.Event, origin uint64, ev causal.Eve
 // are no outputs; not at all when ev was queued or refused), on the calling
 // goroutine, while the daemon's host is locked — it must not call back into
 // the runtime for the same daemon. The slice and the payloads are valid only
-// during visit (a Lender daemon lends them from a per-thread buffer): copy
-// what must outlive it. visit's error is returned as is (the event counts
-// as processed; observers fire). *ev is only read, during the call (by
-// pointer: the hot path of the C ABI).
+// during visit (a Lender daemon lends them from a per-thread buffer, and the
+// goroutine is locked to its thread meanwhile): copy what must outlive it.
+// visit's error is returned as is (the event counts as processed; observers
+// fire). *ev is only read, during the call (by pointer: the hot path of the
+// C ABI).
 func (r *Runtime) DeliverVisit(origin uint64, ev *causal.Event, visit func(outs []causal.Event) error) error {
+	return r.deliverVisit(origin, ev, visit, false)
+}
+
+// DeliverVisitPinned is DeliverVisit for a caller whose goroutine cannot
+// leave its OS thread during the call — a Go function called from C (a cgo
+// export: the runtime keeps a callback on the C thread that made it) or one
+// after runtime.LockOSThread. The runtime then skips locking the goroutine
+// to its thread around a Lender's lent outputs. Calling it from a goroutine
+// that may move is a misuse: lent outputs could be overwritten while visit
+// reads them.
+func (r *Runtime) DeliverVisitPinned(origin uint64, ev *causal.Event, visit func(outs []causal.Event) error) error {
+	return r.deliverVisit(origin, ev, visit, true)
+}
+
+func (r *Runtime) deliverVisit(origin uint64, ev *causal.Event, visit func(outs []causal.Event) error, pinned bool) error {
 	if State(r.state.Load()) != StateReady {
 		return r.requireReady()
 	}
@@ -547,7 +563,7 @@ func (r *Runtime) DeliverVisit(origin uint64, ev *causal.Event, visit func(outs 
 			return r.missing(origin)
 		}
 	}
-	processed, err := h.deliverVisit(ev, visit)
+	processed, err := h.deliverVisit(ev, visit, pinned)
 	if processed && r.observers.m.Load() != nil {
 		r.fireObserversOf(origin, ev)
 	}
