@@ -49,7 +49,9 @@ func (c *Chain) Append(payload []byte, horizon uint64) (Link, error) {
 		Parent:   c.next,
 	}
 	c.head = next
-	if len(payload) <= smallPayload {
+	if len(payload) <= maxHashLinked {
+		c.next = hashLinked((*[LinkSize + 8]byte)(c.buf[:LinkSize+8]), next, payload)
+	} else if len(payload) <= smallPayload {
 		putLink(c.buf[:], next)
 		n := copy(c.buf[LinkSize:], payload)
 		c.next = xxh3.Hash(c.buf[:LinkSize+n])

@@ -1,7 +1,10 @@
 package causal
 
 import (
+	"math/rand/v2"
 	"testing"
+
+	"github.com/zeebo/xxh3"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -137,6 +140,27 @@ func BenchmarkChainAppend64(b *testing.B) {
 	for b.Loop() {
 		if _, err := c.Append(payload, 0); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// hashLinked equals XXH3 of the link's bytes followed by the payload for
+// every payload length it takes (all XXH3 branches from 32 to 128 bytes,
+// aligned and unaligned ends) and arbitrary links and bytes.
+func TestHashLinkedMatchesXXH3(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(1, 2))
+	var buf [LinkSize + 8]byte
+	for n := 0; n <= maxHashLinked; n++ {
+		for range 200 {
+			l := Link{Origin: rnd.Uint64(), Horizon: rnd.Uint64(), Sequence: rnd.Uint64(), Parent: rnd.Uint64()}
+			p := make([]byte, n)
+			for i := range p {
+				p[i] = byte(rnd.Uint32())
+			}
+			b := l.Bytes()
+			want := xxh3.Hash(append(b[:], p...))
+			require.Equal(t, want, hashLinked(&buf, l, p), "payload %d bytes", n)
+			require.Equal(t, ParentHash(l, p), hashLinked(&buf, l, p[:n:n]))
 		}
 	}
 }
