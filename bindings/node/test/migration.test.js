@@ -281,9 +281,11 @@ test('wait(timeoutMs) rejects TIMEOUT and the migration goes on; cancel rolls ba
   await assert.rejects(m.wait(-1), code('INVALID_ARGUMENT'));
   assert.equal(m.ended, false);
   assert.notEqual(m.phase, 'none');
-  const waiting = m.wait(5000); // a waiter from before the cancel settles too
+  // A waiter from before the cancel settles too. Its rejection handler is
+  // attached now: the end note may arrive before cancel() resolves.
+  const waiting = assert.rejects(m.wait(5000), code('MIGRATION', 'state-failed'));
   await m.cancel();
-  await assert.rejects(waiting, code('MIGRATION', 'state-failed'));
+  await waiting;
   await assert.rejects(m.wait(), (e) => code('MIGRATION', 'state-failed')(e) && /cancel/.test(e.message));
   await assert.rejects(m.cancel(), code('MIGRATION', 'wrong-phase'));
   assert.equal(m.phase, 'none');
