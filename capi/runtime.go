@@ -500,7 +500,8 @@ func net_mesh_runtime_deliver_into(h *C.net_mesh_runtime, origin C.uint64_t, ev 
 	if ev == nil || list == nil {
 		return fail(errf(statusInvalidArgument, "event or output list is NULL"))
 	}
-	if _, err := listCap(list); err != nil {
+	if list.reserved_ != nil && (*C.nm_list_hdr)(list.reserved_).magic != C.NM_LIST_MAGIC {
+		_, err := listCap(list) // listCap's check, inline; its error
 		return fail(err)
 	}
 	var payload []byte // borrowChecked's rules, the valid case without a call
@@ -565,6 +566,9 @@ func fillEventList(out *C.net_mesh_event_list, evs []causal.Event) error {
 // earlier: a nested delivery on this thread may have moved it. On error the
 // list is unchanged.
 func refillEventList(list *C.net_mesh_event_list, evs []causal.Event) error {
+	if len(evs) == 1 && list.reserved_ != nil && refillOne(list, &evs[0]) {
+		return nil
+	}
 	have, err := listCap(list)
 	if err != nil {
 		return err
@@ -610,6 +614,32 @@ func refillEventList(list *C.net_mesh_event_list, evs []causal.Event) error {
 	}
 	list.events, list.len = &arr[0], C.size_t(len(evs))
 	return nil
+}
+
+// refillOne is refillEventList's common case: one output into a library
+// list that has room for it. False (list untouched) otherwise.
+func refillOne(list *C.net_mesh_event_list, e *causal.Event) bool {
+	const at = listHdrSize + int(unsafe.Sizeof(C.net_mesh_event{}))
+	base := list.reserved_
+	hd := (*C.nm_list_hdr)(base)
+	if hd.magic != C.NM_LIST_MAGIC || at+len(e.Payload) > int(hd.cap) {
+		return false
+	}
+	ce := (*C.net_mesh_event)(unsafe.Add(base, listHdrSize))
+	ce.link.origin_hash = C.uint64_t(e.Link.Origin)
+	ce.link.horizon = C.uint64_t(e.Link.Horizon)
+	ce.link.sequence = C.uint64_t(e.Link.Sequence)
+	ce.link.parent_hash = C.uint64_t(e.Link.Parent)
+	ce.received_at = C.uint64_t(e.ReceivedAt)
+	ce.payload_len = C.size_t(len(e.Payload))
+	ce.payload = nil
+	if len(e.Payload) > 0 {
+		dst := unsafe.Slice((*byte)(unsafe.Add(base, at)), len(e.Payload))
+		copy(dst, e.Payload)
+		ce.payload = (*C.uint8_t)(unsafe.Pointer(&dst[0]))
+	}
+	list.events, list.len = ce, 1
+	return true
 }
 
 //export net_mesh_runtime_subscriptions
