@@ -297,8 +297,17 @@ func (n *Node) owesAck(s *session) {
 	}
 }
 
-// flushAcks runs on the ack timer's goroutine.
+// flushAcks runs on the ack timer's goroutine. It runs no user code but the
+// logger (on a write error); a panic there must not end the process.
 func (n *Node) flushAcks() {
+	defer func() {
+		if r := recover(); r != nil {
+			func() {
+				defer func() { _ = recover() }()
+				n.logf(LogError, "mesh: ack flush panicked", map[string]any{"panic": fmt.Sprint(r)})
+			}()
+		}
+	}()
 	n.ackMu.Lock()
 	owed := n.ackOwed
 	n.ackOwed = nil

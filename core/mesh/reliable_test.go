@@ -182,7 +182,9 @@ func TestDuplicateAckedAtOnce(t *testing.T) {
 
 // With the default delay, owed acks go out on their own.
 func TestDelayedAckFlushed(t *testing.T) {
-	a := newNode(t, quietCfg())
+	slow := quietCfg()
+	slow.RetransmitInterval = 10 * time.Second // far beyond the 2 ms ack delay
+	a := newNode(t, slow)
 	b := newNode(t, quietCfg())
 	link(t, a, b)
 	c := newCollector()
