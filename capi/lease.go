@@ -155,3 +155,136 @@ func net_mesh_runtime_deliver_abort(h *C.net_mesh_runtime, origin, ticket C.uint
 	}
 	return statusOK
 }
+
+// The block forms: one argument per call (see net_mesh_delivery).
+
+var errBlock = errf(statusInvalidArgument, "delivery block is NULL or its size is below sizeof(net_mesh_delivery)")
+
+func blockOK(d *C.net_mesh_delivery) bool {
+	return d != nil && uint64(d.size) >= uint64(unsafe.Sizeof(*d))
+}
+
+//export net_mesh_runtime_deliver_begin_block
+func net_mesh_runtime_deliver_begin_block(d *C.net_mesh_delivery) (rc C.int) {
+	defer guard(&rc)
+	if !blockOK(d) {
+		return fail(errBlock)
+	}
+	d.ticket, d.daemon_user_data = 0, nil
+	r, err := runtimeOf(unsafe.Pointer(d.rt))
+	if err != nil {
+		return fail(err)
+	}
+	ev := &d.event
+	payload, err := borrowChecked("event payload", (*C.nm_cu8)(unsafe.Pointer(ev.payload)), ev.payload_len)
+	if err != nil {
+		return fail(err)
+	}
+	in := causal.Event{
+		Link: causal.Link{Origin: uint64(ev.link.origin_hash), Horizon: uint64(ev.link.horizon),
+			Sequence: uint64(ev.link.sequence), Parent: uint64(ev.link.parent_hash)},
+		Payload:    payload,
+		ReceivedAt: uint64(ev.received_at),
+	}
+	l, err := r.rt.DeliverBeginBy(uint64(d.origin), in, uint64(d.thread), onlyCDaemons)
+	if err != nil {
+		return fail(err)
+	}
+	if l.Ticket != 0 {
+		d.ticket = C.uint64_t(l.Ticket)
+		d.daemon_user_data = cptr(l.Daemon.(*cDaemon).life.ud)
+	}
+	return statusOK
+}
+
+// blockOutputs reads the outputs a commit block names (views of host memory).
+func blockOutputs(dst [][]byte, d *C.net_mesh_delivery) ([][]byte, error) {
+	n := uint64(d.n_outputs)
+	if n == 0 {
+		return dst, nil
+	}
+	b, err := borrowChecked("outputs", (*C.nm_cu8)(unsafe.Pointer(d.data)), d.data_len)
+	if err != nil {
+		return dst, err
+	}
+	if n == 1 {
+		return append(dst, b), nil
+	}
+	outs, err := parseRecords(dst, b)
+	if err != nil {
+		return outs, err
+	}
+	if uint64(len(outs)) != n {
+		return outs, errf(statusInvalidArgument, "records: %d records, n_outputs is %d", len(outs), n)
+	}
+	if uint64(d.meta_cap) < 4*n {
+		return outs, errf(statusInvalidArgument, "meta holds %d values, %d outputs need %d", uint64(d.meta_cap), n, 4*n)
+	}
+	if d.meta == nil {
+		return outs, errf(statusInvalidArgument, "meta is NULL")
+	}
+	return outs, nil
+}
+
+//export net_mesh_runtime_deliver_commit_block
+func net_mesh_runtime_deliver_commit_block(d *C.net_mesh_delivery) (rc C.int) {
+	defer guard(&rc)
+	if !blockOK(d) {
+		return fail(errBlock)
+	}
+	origin, ticket := uint64(d.origin), uint64(d.ticket)
+	r, err := runtimeOf(unsafe.Pointer(d.rt))
+	if err != nil {
+		if compute.AbortOrphanLease(ticket) { // as in deliver_commit
+			d.ticket = 0
+		}
+		return fail(err)
+	}
+	var outsArr [4][]byte
+	var evsArr [4]causal.Event
+	outs, err := blockOutputs(outsArr[:0], d)
+	if err != nil {
+		// as in deliver_commit: the lease ends, counted as a failed process
+		if aerr := r.rt.DeliverAbort(origin, ticket); aerr != nil {
+			return fail(aerr)
+		}
+		d.ticket = 0
+		return fail(err)
+	}
+	evs, err := r.rt.DeliverCommit(evsArr[:0], origin, ticket, outs)
+	if err != nil {
+		return fail(err)
+	}
+	d.ticket = 0
+	var m []uint64
+	switch {
+	case len(evs) == 1 && d.n_outputs == 1:
+		m = unsafe.Slice((*uint64)(unsafe.Pointer(&d.meta1[0])), 4)
+	case len(evs) > 0:
+		m = unsafe.Slice((*uint64)(unsafe.Pointer(d.meta)), 4*len(evs))
+	}
+	for i, e := range evs {
+		m[4*i] = e.Link.Sequence
+		m[4*i+1] = e.Link.Parent
+		m[4*i+2] = e.Link.Horizon
+		m[4*i+3] = e.ReceivedAt
+	}
+	return statusOK
+}
+
+//export net_mesh_runtime_deliver_held_by
+func net_mesh_runtime_deliver_held_by(h *C.net_mesh_runtime, origin, thread C.uint64_t, held *C.int) (rc C.int) {
+	defer guard(&rc)
+	r, err := runtimeOf(unsafe.Pointer(h))
+	if err != nil {
+		return fail(err)
+	}
+	if held == nil {
+		return fail(errf(statusInvalidArgument, "held is NULL"))
+	}
+	*held = 0
+	if r.rt.LeaseHeldBy(uint64(origin), uint64(thread)) {
+		*held = 1
+	}
+	return statusOK
+}

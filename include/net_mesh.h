@@ -884,6 +884,68 @@ int net_mesh_runtime_deliver_commit(net_mesh_runtime *rt, uint64_t origin, uint6
 int net_mesh_runtime_deliver_abort(net_mesh_runtime *rt, uint64_t origin, uint64_t ticket,
                                    const char *message);
 
+/*
+ * Host-driven delivery through one block: the same begin / commit as above,
+ * each call taking a single argument (cheaper for hosts that pay per
+ * argument, e.g. Python ctypes). The host owns the block; one block serves
+ * one delivery at a time (begin, then commit or abort of that lease), and
+ * may be reused for the next. Fields are in (read by the call) or out
+ * (written by it); every other field is left as it is.
+ */
+typedef struct net_mesh_delivery {
+    uint64_t size;            /* in: sizeof(net_mesh_delivery) (or larger) */
+    net_mesh_runtime *rt;     /* in: begin, commit */
+    uint64_t origin;          /* in: begin, commit */
+    net_mesh_event event;     /* in: begin (borrowed for the call) */
+    uint64_t thread;          /* in: begin; see net_mesh_runtime_deliver_begin_block */
+    uint64_t ticket;          /* out: begin; in: commit */
+    void *daemon_user_data;   /* out: begin */
+    uint64_t n_outputs;       /* in: commit */
+    const uint8_t *data;      /* in: commit: n_outputs 1: the output's bytes; else records */
+    size_t data_len;          /* in: commit */
+    uint64_t *meta;           /* in: commit when n_outputs is not 1 */
+    size_t meta_cap;          /* in: commit when n_outputs is not 1 */
+    uint64_t meta1[4];        /* out: commit when n_outputs is 1 */
+} net_mesh_delivery;
+
+/*
+ * net_mesh_runtime_deliver_begin(d->rt, d->origin, &d->event, &d->ticket,
+ * &d->daemon_user_data), plus a self-lease check: d->thread, when nonzero,
+ * names the calling thread (any value unique to it while it lives, e.g.
+ * pthread_self()) and is recorded in the granted lease; a begin by a thread
+ * that already holds the daemon's lease (named the same) gives
+ * _INVALID_ARGUMENT at once instead of waiting on itself forever. 0 checks
+ * nothing. Same statuses as net_mesh_runtime_deliver_begin; NULL d or a
+ * d->size below sizeof(net_mesh_delivery) gives _INVALID_ARGUMENT.
+ */
+int net_mesh_runtime_deliver_begin_block(net_mesh_delivery *d);
+
+/*
+ * Commit d->ticket's lease, as net_mesh_runtime_deliver_commit does, with
+ * the outputs given as: n_outputs 0 — none (data ignored); 1 — one output,
+ * the data_len bytes at data (borrowed); its 4 values (sequence,
+ * parent_hash, horizon, received_at) go to d->meta1; otherwise — data /
+ * data_len hold exactly n_outputs records as for deliver_commit, and the 4
+ * values per output go to d->meta (meta_cap values). A record count other
+ * than n_outputs is a malformed record. Statuses and lease rules as for
+ * net_mesh_runtime_deliver_commit (n_out is not reported: it is n_outputs).
+ * On NET_MESH_OK, refused outputs and a freed runtime whose lease it ended,
+ * it sets d->ticket to 0. A nonzero d->ticket afterwards may still be open:
+ * aborting it is always safe (a stale ticket is refused, changing nothing).
+ * Abort uses net_mesh_runtime_deliver_abort(d->rt, d->origin, d->ticket, ...).
+ */
+int net_mesh_runtime_deliver_commit_block(net_mesh_delivery *d);
+
+/*
+ * *held = 1 when thread (nonzero, as given in net_mesh_delivery.thread)
+ * holds the live lease of the daemon at origin, else 0 (also for an unknown
+ * daemon). A host checks this before calls that would wait for the lease
+ * (e.g. net_mesh_runtime_snapshot from inside the daemon's own process).
+ * Returns NET_MESH_OK, _BAD_HANDLE, _INVALID_ARGUMENT (NULL held).
+ */
+int net_mesh_runtime_deliver_held_by(net_mesh_runtime *rt, uint64_t origin, uint64_t thread,
+                                     int *held);
+
 /* One entry of a daemon's subscription ledger. */
 typedef struct net_mesh_subscription {
     uint64_t publisher;

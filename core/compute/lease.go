@@ -1,6 +1,7 @@
 package compute
 
 import (
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -35,6 +36,19 @@ type Lease struct {
 type leaseState struct {
 	ticket uint64       // 0: none
 	ev     causal.Event // the input, for observers (payload copied only if any)
+	// holder is the caller-chosen id of the thread that began the live
+	// lease (0: none or not given). Written by the holder under mu, read
+	// without it by DeliverBeginBy and LeaseHeldBy: only the holding thread
+	// can find its own id there, so a stale read never refuses anyone else.
+	holder atomic.Uint64
+}
+
+// clear resets the live lease (under mu, by the lease holder).
+func (l *leaseState) clear() {
+	l.ticket, l.ev = 0, causal.Event{}
+	if l.holder.Load() != 0 {
+		l.holder.Store(0)
+	}
 }
 
 type leaseRef struct {
@@ -50,6 +64,19 @@ var (
 	}
 )
 
+func errSelfLease(origin uint64) error {
+	return wrapErr(ErrInvalidArgument, fmt.Sprintf("a daemon cannot be delivered to (or snapshotted) by the thread "+
+		"holding its own lease (origin %#018x, e.g. from inside its own process); it would wait for itself", origin), nil)
+}
+
+// LeaseHeldBy reports whether thread (nonzero, as given to DeliverBeginBy)
+// holds the live lease of origin's host on r. Calls for origin from that
+// thread would wait on themselves.
+func (r *Runtime) LeaseHeldBy(origin, thread uint64) bool {
+	h := r.reg.host(origin)
+	return thread != 0 && h != nil && h.ls.holder.Load() == thread
+}
+
 func errBadTicket(why string) error {
 	return wrapErr(ErrInvalidArgument, "delivery ticket "+why, nil)
 }
@@ -64,12 +91,24 @@ func errBadTicket(why string) error {
 // DeliverCommit or DeliverAbort, and must not call into the runtime for the
 // same daemon from the same goroutine in between (it would wait on itself).
 func (r *Runtime) DeliverBegin(origin uint64, ev causal.Event, check func(Daemon) error) (Lease, error) {
+	return r.DeliverBeginBy(origin, ev, 0, check)
+}
+
+// DeliverBeginBy is DeliverBegin for a caller that names its thread: thread
+// (nonzero: any id unique to the calling thread while it lives) is recorded
+// in the lease, and a begin by a thread that already holds origin's lease is
+// refused with ErrInvalidArgument instead of waiting on itself forever.
+// thread 0 records nothing and checks nothing.
+func (r *Runtime) DeliverBeginBy(origin uint64, ev causal.Event, thread uint64, check func(Daemon) error) (Lease, error) {
 	if State(r.state.Load()) != StateReady {
 		return Lease{}, r.requireReady()
 	}
 	h := r.reg.host(origin)
 	if h == nil {
 		return Lease{}, r.missing(origin)
+	}
+	if thread != 0 && h.ls.holder.Load() == thread {
+		return Lease{}, errSelfLease(origin)
 	}
 	h.mu.Lock()
 	if check != nil {
@@ -89,7 +128,10 @@ func (r *Runtime) DeliverBegin(origin uint64, ev causal.Event, check func(Daemon
 		ev.Payload = nil
 	}
 	t := leaseSeq.Add(1)
-	h.ls = leaseState{ticket: t, ev: ev}
+	h.ls.ticket, h.ls.ev = t, ev
+	if thread != 0 {
+		h.ls.holder.Store(thread)
+	}
 	leaseTab.Lock()
 	if leaseTab.m == nil {
 		leaseTab.m = make(map[uint64]leaseRef)
@@ -135,7 +177,7 @@ func (r *Runtime) DeliverCommit(dst []causal.Event, origin, ticket uint64, outs 
 		return dst, err
 	}
 	ev := h.ls.ev
-	h.ls = leaseState{}
+	h.ls.clear()
 	dst, err = h.commitLocked(dst, outs)
 	h.unlock()
 	if err == nil {
@@ -152,7 +194,7 @@ func (r *Runtime) DeliverAbort(origin, ticket uint64) error {
 	if err != nil {
 		return err
 	}
-	h.ls = leaseState{}
+	h.ls.clear()
 	h.stats.errors.Add(1)
 	h.unlock()
 	return nil
@@ -176,7 +218,7 @@ func AbortOrphanLease(ticket uint64) bool {
 		return false
 	}
 	h := ref.h
-	h.ls = leaseState{}
+	h.ls.clear()
 	h.stats.errors.Add(1)
 	h.unlock()
 	return true

@@ -151,6 +151,46 @@ func TestLeaseRefusals(t *testing.T) {
 	assert.Equal(t, uint64(1), counterValue(t, outs[0]))
 }
 
+func TestLeaseHolderRefusesItsOwnThread(t *testing.T) {
+	rt, _, _ := readyRuntime(t)
+	h, err := rt.Spawn(bg, "counter", newKeypair(t), DaemonConfig{})
+	require.NoError(t, err)
+	o := h.OriginHash()
+	assert.False(t, rt.LeaseHeldBy(o, 7))
+	l, err := rt.DeliverBeginBy(o, inputEvent(1, 1, nil), 7, nil)
+	require.NoError(t, err)
+	assert.True(t, rt.LeaseHeldBy(o, 7))
+	assert.False(t, rt.LeaseHeldBy(o, 8), "another thread does not hold it")
+	assert.False(t, rt.LeaseHeldBy(o, 0), "0 names no thread")
+	assert.False(t, rt.LeaseHeldBy(o+1, 7), "another daemon")
+	_, err = rt.DeliverBeginBy(o, inputEvent(1, 2, nil), 7, nil)
+	assert.ErrorIs(t, err, ErrInvalidArgument, "the holder's own begin is refused, not a wait")
+	// another thread waits for the lease instead
+	done := make(chan error, 1)
+	go func() {
+		l2, err := rt.DeliverBeginBy(o, inputEvent(1, 3, nil), 8, nil)
+		if err == nil {
+			assert.True(t, rt.LeaseHeldBy(o, 8))
+			_, err = rt.DeliverCommit(nil, o, l2.Ticket, nil)
+		}
+		done <- err
+	}()
+	outs, err := l.Daemon.Process(inputEvent(1, 1, nil))
+	require.NoError(t, err)
+	_, err = rt.DeliverCommit(nil, o, l.Ticket, outs)
+	require.NoError(t, err)
+	require.NoError(t, <-done)
+	assert.False(t, rt.LeaseHeldBy(o, 7))
+	assert.False(t, rt.LeaseHeldBy(o, 8))
+	// abort clears the holder too
+	l, err = rt.DeliverBeginBy(o, inputEvent(1, 4, nil), 7, nil)
+	require.NoError(t, err)
+	require.NoError(t, rt.DeliverAbort(o, l.Ticket))
+	assert.False(t, rt.LeaseHeldBy(o, 7))
+	s, _ := h.Stats()
+	assert.Equal(t, Stats{EventsProcessed: 2, EventsEmitted: 1, Errors: 1}, s)
+}
+
 func TestLeaseAbortCountsAndReleases(t *testing.T) {
 	rt, _, _ := readyRuntime(t)
 	h, err := rt.Spawn(bg, "counter", newKeypair(t), DaemonConfig{})

@@ -1,4 +1,5 @@
-/* Host-driven delivery (net_mesh_runtime_deliver_begin / _commit / _abort):
+/* Host-driven delivery (net_mesh_runtime_deliver_begin / _commit / _abort,
+ * and their block forms):
  * the host runs its daemon itself; outputs and chain equal deliver's, every
  * misuse is refused without a crash, and a lease never stays locked. */
 #include "harness.h"
@@ -291,10 +292,142 @@ static void free_while_leased(void) {
     net_mesh_node_free(node);
 }
 
+/* The block forms (net_mesh_delivery): the same chain as deliver, one, none
+ * and several outputs, the self-lease check and held_by, misuse refused. */
+static void block_form(void) {
+    net_mesh_node *na = NULL, *nb = NULL;
+    net_mesh_runtime *ra = new_runtime(&na), *rb = new_runtime(&nb);
+    net_mesh_identity *id = NULL;
+    OK(net_mesh_identity_generate(&id));
+    uint64_t origin = origin_of(id);
+    net_mesh_daemon *db = NULL;
+    OK(net_mesh_runtime_spawn(ra, "counter", id, NULL, NULL));
+    OK(net_mesh_runtime_spawn(rb, "counter", id, NULL, &db));
+    net_mesh_delivery d;
+    memset(&d, 0, sizeof d);
+    d.size = sizeof d;
+    d.rt = rb;
+    d.origin = origin;
+    d.thread = 42;
+    int held = 7;
+    for (uint64_t i = 1; i <= 3; i++) {
+        net_mesh_event ev = make_event(100 + i, i, "in", 2);
+        net_mesh_event_list want = {0};
+        OK(net_mesh_runtime_deliver(ra, origin, &ev, &want));
+        d.event = ev;
+        OK(net_mesh_runtime_deliver_begin_block(&d));
+        CHECK(d.ticket != 0 && d.daemon_user_data != NULL);
+        /* the holder's own begin (another block) would wait on itself */
+        net_mesh_delivery again = d;
+        EXPECT(NET_MESH_ERR_INVALID_ARGUMENT, net_mesh_runtime_deliver_begin_block(&again));
+        CHECK(again.ticket == 0);
+        OK(net_mesh_runtime_deliver_held_by(rb, origin, 42, &held));
+        CHECK(held == 1);
+        OK(net_mesh_runtime_deliver_held_by(rb, origin, 43, &held));
+        CHECK(held == 0);
+        OK(net_mesh_runtime_deliver_held_by(rb, 12345, 42, &held));
+        CHECK(held == 0);
+        uint8_t rec[16];
+        run_counter(d.daemon_user_data, rec);
+        d.n_outputs = 1;
+        d.data = rec + 8; /* one output: its bytes, no record header */
+        d.data_len = 8;
+        OK(net_mesh_runtime_deliver_commit_block(&d));
+        CHECK(d.ticket == 0);
+        OK(net_mesh_runtime_deliver_held_by(rb, origin, 42, &held));
+        CHECK(held == 0);
+        CHECK(want.len == 1);
+        if (want.len == 1) {
+            const net_mesh_event *w = &want.events[0];
+            CHECK(w->link.sequence == d.meta1[0] && d.meta1[0] == i);
+            CHECK(w->link.parent_hash == d.meta1[1] && w->link.horizon == d.meta1[2]);
+            CHECK(d.meta1[3] != 0);
+            CHECK(w->payload_len == 8 && memcmp(w->payload, rec + 8, 8) == 0);
+        }
+        net_mesh_event_list_free(&want);
+    }
+    /* no outputs, then two records into meta */
+    d.event = make_event(1, 9, "x", 1);
+    OK(net_mesh_runtime_deliver_begin_block(&d));
+    d.n_outputs = 0;
+    d.data = NULL;
+    d.data_len = 5; /* ignored */
+    OK(net_mesh_runtime_deliver_commit_block(&d));
+    uint8_t two[34];
+    put64(two, 8);
+    put64(two + 8, 77);
+    put64(two + 16, 10);
+    memcpy(two + 24, "0123456789", 10);
+    uint64_t meta[8] = {0};
+    OK(net_mesh_runtime_deliver_begin_block(&d));
+    d.n_outputs = 2;
+    d.data = two;
+    d.data_len = sizeof two;
+    d.meta = meta;
+    d.meta_cap = 8;
+    OK(net_mesh_runtime_deliver_commit_block(&d));
+    CHECK(meta[0] == 4 && meta[4] == 5 && meta[5] != 0 && d.ticket == 0);
+    /* refused outputs end the lease as a failed process: a count that does
+     * not match, meta too small, NULL meta, NULL data with a length */
+    struct { uint64_t n; const uint8_t *data; size_t len; uint64_t *meta; size_t cap; } bad[] = {
+        {3, two, sizeof two, meta, 12},
+        {2, two, sizeof two, meta, 7},
+        {2, two, sizeof two, NULL, 8},
+        {1, NULL, 4, NULL, 0},
+        {2, two, 20, meta, 8},
+    };
+    size_t nbad = sizeof bad / sizeof bad[0];
+    for (size_t i = 0; i < nbad; i++) {
+        OK(net_mesh_runtime_deliver_begin_block(&d));
+        uint64_t t = d.ticket;
+        d.n_outputs = bad[i].n;
+        d.data = bad[i].data;
+        d.data_len = bad[i].len;
+        d.meta = bad[i].meta;
+        d.meta_cap = bad[i].cap;
+        EXPECT(NET_MESH_ERR_INVALID_ARGUMENT, net_mesh_runtime_deliver_commit_block(&d));
+        CHECK(d.ticket == 0);
+        EXPECT(NET_MESH_ERR_INVALID_ARGUMENT, net_mesh_runtime_deliver_abort(rb, origin, t, NULL));
+    }
+    /* a stale ticket changes nothing and stays in the block */
+    d.ticket = 1;
+    EXPECT(NET_MESH_ERR_INVALID_ARGUMENT, net_mesh_runtime_deliver_commit_block(&d));
+    CHECK(d.ticket == 1);
+    /* thread 0 checks nothing (a begin would then wait): abort ends it */
+    d.thread = 0;
+    OK(net_mesh_runtime_deliver_begin_block(&d));
+    OK(net_mesh_runtime_deliver_held_by(rb, origin, 0, &held));
+    CHECK(held == 0);
+    OK(net_mesh_runtime_deliver_abort(rb, origin, d.ticket, "host failed"));
+    net_mesh_daemon_stats st = stats_init();
+    OK(net_mesh_daemon_stats_get(db, &st));
+    CHECK(st.events_processed == 5 && st.events_emitted == 5 && st.errors == nbad + 1);
+    /* misuse */
+    EXPECT(NET_MESH_ERR_INVALID_ARGUMENT, net_mesh_runtime_deliver_begin_block(NULL));
+    EXPECT(NET_MESH_ERR_INVALID_ARGUMENT, net_mesh_runtime_deliver_commit_block(NULL));
+    d.size = sizeof d - 1;
+    EXPECT(NET_MESH_ERR_INVALID_ARGUMENT, net_mesh_runtime_deliver_begin_block(&d));
+    EXPECT(NET_MESH_ERR_INVALID_ARGUMENT, net_mesh_runtime_deliver_commit_block(&d));
+    d.size = sizeof d;
+    d.rt = NULL;
+    EXPECT(NET_MESH_ERR_BAD_HANDLE, net_mesh_runtime_deliver_begin_block(&d));
+    CHECK(d.ticket == 0);
+    d.rt = rb;
+    d.origin = 12345;
+    EXPECT(NET_MESH_ERR_DAEMON_NOT_FOUND, net_mesh_runtime_deliver_begin_block(&d));
+    EXPECT(NET_MESH_ERR_INVALID_ARGUMENT, net_mesh_runtime_deliver_held_by(rb, origin, 42, NULL));
+    EXPECT(NET_MESH_ERR_BAD_HANDLE, net_mesh_runtime_deliver_held_by(NULL, origin, 42, &held));
+    net_mesh_daemon_free(db);
+    net_mesh_identity_free(id);
+    free_runtime(ra, na);
+    free_runtime(rb, nb);
+}
+
 int main(void) {
     happy_path_equals_deliver();
     misuse();
     threads_and_stop();
     free_while_leased();
+    block_form();
     return nm_report("lease");
 }

@@ -4,8 +4,8 @@
 The floor, measured in the same run: net_mesh_callback_probe with an empty
 Python callback, i.e. one ctypes call into the library plus one callback back
 into Python on the calling thread. Goal: deliver into an echo daemon <= 3x
-floor. deliver is host-driven (deliver_begin, process() as a plain Python
-call, deliver_commit: two ctypes calls, no callback); the split rows measure
+floor. deliver is host-driven (deliver_begin_block, process() as a plain
+Python call, deliver_commit_block: two one-argument ctypes calls, no callback); the split rows measure
 its parts, and the previous callback path, in the same rounds.
 
 Also measured: a callback on a library thread (net_mesh_runtime_submit ->
@@ -171,25 +171,25 @@ def main() -> int:
     from net_mesh import _runtime
 
     # split of the host-driven path: the two foreign calls deliver makes
-    # (deliver_begin, deliver_commit) with prebuilt arguments and no daemon
-    # call; with no record, and with one 64-byte record as echo commits
-    sc = _runtime._Scratch()
-    sc.origin_arg = _daemon.word_arg(sink)
-    evb = _daemon._EV.pack(1, 0, 1, 0, _daemon.bytes_address(payload), len(payload), 0)
-    rec = _runtime._pack_len(len(payload)) + payload
+    # (deliver_begin_block, deliver_commit_block: one argument each, a
+    # net_mesh_delivery) with a prefilled block and no daemon call; with no
+    # output, and with one 64-byte output as echo commits
+    buf, barg = _runtime._new_block(rt._ptr)
+    _runtime._pack_begin(buf, _runtime._D_ORIGIN, sink, 1, 0, 1, 0, _daemon.bytes_address(payload),
+                         len(payload), 0, threading.get_ident())
     begin, commit = rt._begin, rt._commit
 
     def lease_bare(k):
-        a, o, t, u, lv, n = rt._ptr_arg, sc.origin_arg, sc.ticket_arg, sc.ud_arg, sc.lease_view, sc.n_arg
+        _runtime._pack_out(buf, _runtime._D_OUT, 0, 0, 0)
         for _ in range(k):
-            begin(a, o, evb, t, u)
-            commit(a, o, lv[0], None, 0, None, 0, n)
+            begin(barg)
+            commit(barg)
 
     def lease_bare_rec(k):
-        a, o, t, u, lv, n, m = rt._ptr_arg, sc.origin_arg, sc.ticket_arg, sc.ud_arg, sc.lease_view, sc.n_arg, sc.meta_arg
+        _runtime._pack_out(buf, _runtime._D_OUT, 1, _daemon.bytes_address(payload), len(payload))
         for _ in range(k):
-            begin(a, o, evb, t, u)
-            commit(a, o, lv[0], rec, len(rec), m, 4, n)
+            begin(barg)
+            commit(barg)
 
     # what this loop spends in Python whatever deliver does: building the
     # CausalEvent and running the daemon's process()
@@ -255,8 +255,8 @@ def main() -> int:
         ("floor, raw: net_mesh_callback_probe + empty CFUNCTYPE", floor_raw),
         ("deliver 64 B into Python echo daemon (1 output)", deliver_echo),
         ("deliver 64 B into Python daemon, no outputs", deliver_sink),
-        ("split: deliver_begin + deliver_commit (prebuilt args), no daemon call, no output", lease_bare),
-        ("split: deliver_begin + deliver_commit of one 64 B record (prebuilt args)", lease_bare_rec),
+        ("split: deliver_begin_block + deliver_commit_block (prefilled block), no daemon call, no output", lease_bare),
+        ("split: deliver_begin_block + deliver_commit_block of one 64 B output (prefilled block)", lease_bare_rec),
         ("split: the loop's own Python work: CausalEvent(...) + Echo.process() called directly", python_only),
         ("previous path: deliver through the process callback (deliver_into + ctypes callback), echo 64 B",
          deliver_echo_callback),
@@ -304,8 +304,8 @@ def main() -> int:
               f"{best_ratio:.2f}× on best rounds "
               f"({'met' if ratio <= 3 else 'NOT met'}; 3× is {3 * floor_ns:.0f} ns).", "",
               "Where the echo time goes (differences of the rows above, same run):", "",
-              f"- the two foreign calls with the library's work (deliver_begin + deliver_commit of one "
-              f"record, prebuilt arguments): {foreign:.0f} ns",
+              f"- the two foreign calls with the library's work (deliver_begin_block + deliver_commit_block "
+              f"of one output, prefilled block): {foreign:.0f} ns",
               f"- the benchmark loop's own Python (CausalEvent construction, the daemon's process()): "
               f"{loop_py:.0f} ns",
               f"- the binding's Python around them (checks, event packing, lease bookkeeping, records, "

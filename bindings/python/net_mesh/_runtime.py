@@ -76,6 +76,7 @@ _ffi.extend_signatures({
     "net_mesh_runtime_deliver_commit": (
         c_int, [_vp, c_uint64, c_uint64, c_char_p, c_size_t, _u64p, c_size_t, POINTER(c_size_t)]),
     "net_mesh_runtime_deliver_abort": (c_int, [_vp, c_uint64, c_uint64, c_char_p]),
+    "net_mesh_runtime_deliver_held_by": (c_int, [_vp, c_uint64, c_uint64, POINTER(c_int)]),
     "net_mesh_subscription_list_free": (None, [POINTER(SubscriptionListC)]),
     "net_mesh_runtime_subscriptions": (c_int, [_vp, c_uint64, POINTER(SubscriptionListC)]),
     "net_mesh_runtime_subscribe": (c_int, [_vp, c_uint64, c_uint64, c_char_p, c_char_p, c_size_t, c_uint32]),
@@ -265,6 +266,30 @@ _word_arg = _daemon.word_arg
 _cur = _daemon.CURRENT
 _MEM = _daemon.MEM
 
+# net_mesh_delivery (include/net_mesh.h), one block per delivery in flight:
+# a bytearray (struct packs into it cheaply) whose address the library gets
+# through one prebuilt argument. Byte offsets of its fields:
+_D_SIZE = 176
+_D_ORIGIN = 16      # origin, event (7 words), thread: what begin reads
+_D_TICKET = 88      # ticket, daemon_user_data: what begin writes
+_D_OUT = 104        # n_outputs, data, data_len[, meta, meta_cap]: what commit reads
+_D_META1 = 144      # meta1[4]: what commit writes for one output
+_pack_begin = struct.Struct("=9Q").pack_into
+_unpack_lease = struct.Struct("=QQ").unpack_from
+_pack_out = struct.Struct("=3Q").pack_into
+_pack_outs = struct.Struct("=5Q").pack_into
+_unpack_meta1 = struct.Struct("=4Q").unpack_from
+_Z8 = bytes(8)
+
+
+def _new_block(rt_ptr: int) -> "tuple[bytearray, Any]":
+    """A fresh net_mesh_delivery for runtime rt_ptr: (buffer, call argument).
+    The argument (a cparam) keeps the ctypes view alive, which pins the
+    bytearray (it can no longer be resized, so its address stays valid)."""
+    buf = bytearray(_D_SIZE)
+    struct.pack_into("=QQ", buf, 0, _D_SIZE, rt_ptr)
+    return buf, ctypes.byref((ctypes.c_char * _D_SIZE).from_buffer(buf))
+
 
 # Runtimes whose library threads may still call Python; stopped at exit.
 _live_runtimes: "weakref.WeakSet[DaemonRuntime]" = weakref.WeakSet()
@@ -376,22 +401,26 @@ class DaemonRuntime(Handle):
         super().__init__(out.value, lib.net_mesh_runtime_free)  # type: ignore[arg-type]
         self._lib = lib
         self._deliver = _ffi.raw_function("net_mesh_runtime_deliver_into")
-        # Host-driven delivery: begin may wait for the daemon (another
-        # thread's lease), so it releases the GIL; commit and abort never
-        # wait (they end this thread's own lease) and keep it.
+        # Host-driven delivery through net_mesh_delivery blocks: begin may
+        # wait for the daemon (another thread's lease), so it releases the
+        # GIL; commit and abort never wait for another thread (they end this
+        # thread's own lease; an automatic snapshot calls back on this
+        # thread) and keep it.
         try:
-            self._begin = _ffi.raw_function("net_mesh_runtime_deliver_begin")
-            self._commit = _ffi.raw_function("net_mesh_runtime_deliver_commit", hold_gil=True)
+            self._begin = _ffi.raw_function("net_mesh_runtime_deliver_begin_block")
+            self._commit = _ffi.raw_function("net_mesh_runtime_deliver_commit_block", hold_gil=True)
             self._abort = _ffi.raw_function("net_mesh_runtime_deliver_abort", hold_gil=True)
+            self._held_by = _ffi.raw_function("net_mesh_runtime_deliver_held_by")
         except AttributeError:  # an older library: deliver through the callback
             self._begin = None
         if _OFF is None:  # not CPython: the fast path needs bytes addresses
             self._begin = None
         if self._begin is None:
             self.deliver = self._deliver_callback  # type: ignore[method-assign]
-        # origin -> thread id of the lease this runtime's deliver holds for
-        # it while the daemon's process runs (the self-deliver guard)
-        self._busy: "dict[int, int]" = {}
+        # blocks not in use (a delivery pops one and pushes it back when its
+        # lease has ended: threads and nested deliveries each get their own)
+        self._blocks: "list[tuple[bytearray, Any]]" = []
+        self._bpop, self._bpush = self._blocks.pop, self._blocks.append
         self._ptr_arg = _daemon.word_arg(self._ptr)  # used only while _ptr is set
         self.node = node
         self._has_sink = False
@@ -486,7 +515,7 @@ class DaemonRuntime(Handle):
 
     def snapshot(self, origin_hash: int) -> Optional[bytes]:
         """The daemon's snapshot as CDS1 bytes, or None for a stateless daemon."""
-        if self._busy and self._busy.get(origin_hash) == _get_ident():
+        if self._begin is not None and self._lease_held(origin_hash):
             raise InvalidArgumentError(
                 f"net_mesh: a daemon cannot snapshot itself (origin {origin_hash:#018x}) from "
                 "inside its own process(); it would wait for itself")
@@ -496,120 +525,135 @@ class DaemonRuntime(Handle):
             return None
         return _ffi.take_bytes(b)
 
+    def _lease_held(self, origin_hash: int) -> bool:
+        """Whether this thread holds the lease of the daemon at origin_hash
+        (i.e. runs inside its process() through deliver)."""
+        held = c_int()
+        o = _word_arg(_u64(origin_hash, "origin_hash"))
+        self._handle()
+        rc = self._held_by(self._ptr_arg, o, _word_arg(_get_ident()), ctypes.byref(held))
+        if rc:
+            raise last_error(rc)
+        return bool(held.value)
+
     def deliver(self, origin_hash: int, event: CausalEvent) -> "list[CausalEvent]":
         """Deliver ``event`` to the daemon at ``origin_hash``; its ``process``
         runs on this thread. Returns the output events (empty when none, or
         when the daemon is migrating and the event was queued)."""
-        # Host-driven: deliver_begin leases the daemon (host locked, phase
-        # gate passed) and names its Python object; process runs here, as a
-        # plain Python call; deliver_commit appends the outputs to the chain
-        # and hands back their sequence/parent/horizon/received_at. No ctypes
-        # callback on this path. (A forked child has _ptr None: see _forked.)
+        # Host-driven, one argument per call: deliver_begin_block leases the
+        # daemon (host locked, phase gate passed) and names its Python
+        # object; process runs here, as a plain Python call;
+        # deliver_commit_block appends the outputs to the chain and writes
+        # the output's sequence/parent/horizon/received_at into the block.
+        # No ctypes callback on this path. The library refuses a begin by
+        # the thread already holding the daemon's lease (self-deliver from
+        # inside process). Anything unusual (other types, a closed runtime,
+        # a forked child: _ptr None) takes _deliver_slow, which normalises
+        # or raises and comes back here.
         if event.__class__ is not CausalEvent or origin_hash.__class__ is not int or self._ptr is None:
-            self._handle()
-            _u64(origin_hash, "origin_hash")
-            if not isinstance(event, CausalEvent):
-                raise TypeError(f"net_mesh: event must be a CausalEvent, not {type(event).__name__}")
-        busy = self._busy
-        if busy and busy.get(origin_hash) == _get_ident():
-            raise InvalidArgumentError(
-                f"net_mesh: a daemon cannot deliver to itself (origin {origin_hash:#018x}) from "
-                "inside its own process(); it would wait for itself")
+            return self._deliver_slow(origin_hash, event)
         origin, seq, payload, parent, horizon, recv = event
-        if payload.__class__ is not bytes or event.__class__ is not CausalEvent:
-            # the daemon is handed a plain CausalEvent with bytes
-            payload = _bytes_arg(payload, "payload")
-            if payload.__class__ is not bytes:
-                payload = bytes(payload)
-            event = _tnew(CausalEvent, (origin, seq, payload, parent, horizon, recv))
+        if payload.__class__ is not bytes:
+            return self._deliver_slow(origin_hash, event)
         try:
-            # net_mesh_event as bytes, passed by address (no ctypes object);
-            # the payload by address too: both stay referenced by this frame
-            evb = _pack_evb(origin, horizon, seq, parent,
-                            id(payload) + _OFF if payload else 0, len(payload), recv)
+            buf, arg = self._bpop()
+        except IndexError:
+            buf, arg = _new_block(self._ptr)
+        try:
+            # the payload goes in by address (no copy): event keeps it alive
+            _pack_begin(buf, _D_ORIGIN, origin_hash, origin, horizon, seq, parent,
+                        id(payload) + _OFF if payload else 0, len(payload), recv, _get_ident())
         except struct.error as e:
+            self._bpush((buf, arg))
+            _u64(origin_hash, "origin_hash")
             raise InvalidArgumentError(f"net_mesh: bad CausalEvent field (u64 expected): {e}") from None
-        sc = _pool_pop() if _pool else _Scratch()
-        lv = sc.lease_view
+        # From begin on, the block's ticket names the open lease (begin
+        # zeroes it first; commit zeroes it when the lease ends): whatever
+        # interrupts this frame (e.g. KeyboardInterrupt between two
+        # bytecodes), the except below ends a lease still open.
         try:
-            if sc.origin != origin_hash:
-                if not 0 <= origin_hash <= _U64_MAX:
-                    _u64(origin_hash, "origin_hash")
-                sc.origin_arg = _word_arg(origin_hash)
-                sc.origin = origin_hash
-            # lv[0] != 0 from begin's return until the lease is ended: the
-            # finally below ends it whatever interrupts this frame
-            pa, oa = self._ptr_arg, sc.origin_arg
-            rc = self._begin(pa, oa, evb, sc.ticket_arg, sc.ud_arg)
+            rc = self._begin(arg)
             if rc:
                 raise last_error(rc)
-            ticket = lv[0]
+            ticket, ud = _unpack_lease(buf, _D_TICKET)
             if not ticket:
+                self._bpush((buf, arg))
                 return []  # queued behind a migration
-            busy[origin_hash] = _get_ident()
             try:
-                outs = _objects_get(lv[1]).process(event)
-                if not outs:
-                    n = 0
-                elif outs.__class__ is list and len(outs) == 1:
+                outs = _objects_get(ud).process(event)
+                if outs.__class__ is list and len(outs) == 1 and outs[0].__class__ is bytes:
                     o = outs[0]
-                    if o.__class__ is not bytes:
-                        o = _as_payload(o)
+                    _pack_out(buf, _D_OUT, 1, id(o) + _OFF if o else 0, len(o))
                     n = 1
-                    recs = _pack_len(len(o)) + o
+                elif not outs:
+                    _pack_out(buf, _D_OUT, 0, 0, 0)
+                    n = 0
                 else:
-                    pays = [o if o.__class__ is bytes else _as_payload(o) for o in outs]
+                    pays, recs, meta = self._many(buf, outs)
                     n = len(pays)
-                    recs = b"".join([x for o in pays for x in (_pack_len(len(o)), o)])
                     if n == 1:
                         o = pays[0]
             except BaseException as e:
-                del busy[origin_hash]
                 msg = f"net_mesh: process failed: {type(e).__name__}: {e}"
-                self._abort(pa, oa, ticket if ticket < 0x80000000 else _word_arg(ticket),
+                buf[_D_TICKET:_D_TICKET + 8] = _Z8
+                self._abort(self._ptr_arg, _word_arg(origin_hash), _word_arg(ticket),
                             msg.encode("utf-8", "replace")[:1000])
-                lv[0] = 0
                 raise ProcessFailedError(msg, kind="process-failed", code=_PROCESS_FAILED) from e
-            del busy[origin_hash]
-            if ticket >= 0x80000000:
-                ticket = _word_arg(ticket)
-            if not n:
-                rc = self._commit(pa, oa, ticket, None, 0, None, 0, sc.n_arg)
-                lv[0] = 0
-                if rc:
-                    raise last_error(rc)
-                return []
-            if n == 1:
-                rc = self._commit(pa, oa, ticket, recs, len(recs), sc.meta_arg, 4, sc.n_arg)
-                lv[0] = 0
-                if rc:
-                    raise last_error(rc)
-                mv = sc.meta_view
-                return [_tnew(CausalEvent, (origin_hash, mv[0], o, mv[1], mv[2], mv[3]))]
-            if n <= _META_CAP // 4:
-                meta, mv = sc.meta_arg, sc.meta_view
-            else:
-                big = (c_uint64 * (4 * n))()
-                meta, mv = ctypes.byref(big), memoryview(big).cast("B").cast("Q")
-            nr = len(recs)
-            rc = self._commit(pa, oa, ticket, recs, nr if nr < 0x80000000 else c_size_t(nr),
-                              meta, 4 * n, sc.n_arg)
-            lv[0] = 0
+            rc = self._commit(arg)
             if rc:
                 raise last_error(rc)
+            self._bpush((buf, arg))
+            if n == 1:
+                sq, par, hz, rv = _unpack_meta1(buf, _D_META1)
+                return [_tnew(CausalEvent, (origin_hash, sq, o, par, hz, rv))]
+            if not n:
+                return []
+            mv = memoryview(meta).cast("B").cast("Q")
             return [_tnew(CausalEvent, (origin_hash, mv[4 * i], o, mv[4 * i + 1], mv[4 * i + 2], mv[4 * i + 3]))
                     for i, o in enumerate(pays)]
-        finally:
-            if lv[0]:
-                # interrupted (e.g. KeyboardInterrupt) between begin and the
-                # end of the lease: end it now (a stale ticket is refused
-                # harmlessly); never leave the daemon locked
-                t = lv[0]
-                lv[0] = 0
-                if busy.get(origin_hash) == _get_ident():
-                    del busy[origin_hash]
-                self._abort(self._ptr_arg, sc.origin_arg, _word_arg(t), b"interrupted")
-            _pool_push(sc)
+        except BaseException:
+            t = _unpack_lease(buf, _D_TICKET)[0]
+            if t:
+                # interrupted between begin and the end of the lease: end it
+                # now (a stale ticket would be refused harmlessly); never
+                # leave the daemon locked
+                buf[_D_TICKET:_D_TICKET + 8] = _Z8
+                self._abort(self._ptr_arg, _word_arg(origin_hash), _word_arg(t), b"interrupted")
+            self._bpush((buf, arg))
+            raise
+
+    @staticmethod
+    def _many(buf: bytearray, outs: Any) -> "tuple[list[bytes], bytes, Any]":
+        """Outputs other than one bytes object: normalised payloads, their
+        records and a meta buffer, described in buf for commit."""
+        pays = [o if o.__class__ is bytes else _as_payload(o) for o in outs]
+        n = len(pays)
+        if n == 1:
+            o = pays[0]
+            _pack_out(buf, _D_OUT, 1, id(o) + _OFF if o else 0, len(o))
+            meta = None
+        else:
+            recs = b"".join([x for o in pays for x in (_pack_len(len(o)), o)])
+            meta = (c_uint64 * (4 * n))()
+            _pack_outs(buf, _D_OUT, n, id(recs) + _OFF if recs else 0, len(recs), ctypes.addressof(meta),
+                       4 * n)
+            return pays, recs, meta
+        return pays, b"", meta
+
+    def _deliver_slow(self, origin_hash: Any, event: Any) -> "list[CausalEvent]":
+        """deliver for anything the fast path does not take: checks the
+        runtime and the arguments, normalises the event (the daemon is handed
+        a plain CausalEvent with bytes) and delivers it."""
+        self._handle()
+        _u64(origin_hash, "origin_hash")
+        if not isinstance(event, CausalEvent):
+            raise TypeError(f"net_mesh: event must be a CausalEvent, not {type(event).__name__}")
+        origin, seq, payload, parent, horizon, recv = event
+        if payload.__class__ is not bytes:
+            payload = _bytes_arg(payload, "payload")
+            if payload.__class__ is not bytes:
+                payload = bytes(payload)
+        return self.deliver(int(origin_hash), _tnew(CausalEvent, (origin, seq, payload, parent, horizon, recv)))
 
     def _deliver_callback(self, origin_hash: int, event: CausalEvent) -> "list[CausalEvent]":
         """deliver through the process callback (a library without

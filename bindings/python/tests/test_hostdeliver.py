@@ -143,7 +143,7 @@ def test_interrupt_between_begin_and_commit_ends_the_lease(rt, monkeypatch):
     assert count_of(_deliver_in_thread(rt, h.origin_hash, ev())) == 2  # counter ran, was not committed
     s = h.stats()
     assert (s.events_processed, s.errors) == (1, 1)
-    assert rt._busy == {}
+    assert not rt._lease_held(h.origin_hash)  # no lease left recorded for this thread
 
 
 def test_self_deliver_and_self_snapshot_inside_process_are_refused(rt):
@@ -171,7 +171,7 @@ def test_self_deliver_and_self_snapshot_inside_process_are_refused(rt):
     outs = rt.deliver(h.origin_hash, ev(b"go"))
     assert [o.payload for o in outs] == [b"nested"]
     assert seen == ["invalid-argument", "invalid-argument"]
-    assert rt._busy == {}
+    assert not rt._lease_held(h.origin_hash) and not rt._lease_held(other.origin_hash)
     # and the guard is per thread: another thread waits instead (no error)
     assert [o.payload for o in _deliver_in_thread(rt, h.origin_hash, ev(b"go"))] == [b"nested"]
 
@@ -220,7 +220,9 @@ def test_threads_delivering_to_one_and_to_different_daemons(rt):
         # every event processed once, counted once, chained once, in step
         assert pairs == [(i, i) for i in range(1, n + 1)]
         assert _stats(h) == (n, n, 0)
-    assert rt._busy == {}
+    # no lease left open by any thread: each daemon takes one more event
+    for h in hs:
+        assert count_of(_deliver_in_thread(rt, h.origin_hash, ev(seq=10**6))) == per * (nthreads // 3) + 1
 
 
 def test_stop_inside_process_finalizes_after_the_lease(rt):
