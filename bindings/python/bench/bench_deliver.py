@@ -21,6 +21,7 @@ import argparse
 import os
 import platform
 import statistics
+import struct
 import sys
 import threading
 import time
@@ -180,13 +181,14 @@ def main() -> int:
     begin, commit = rt._begin, rt._commit
 
     def lease_bare(k):
-        _runtime._pack_out(buf, _runtime._D_OUT, 0, 0, 0)
+        buf[_runtime._W_N] = 0
         for _ in range(k):
             begin(barg)
             commit(barg)
 
     def lease_bare_rec(k):
-        _runtime._pack_out(buf, _runtime._D_OUT, 1, _daemon.bytes_address(payload), len(payload))
+        buf[_runtime._W_N:_runtime._W_N + 3] = memoryview(
+            struct.pack("=3Q", 1, _daemon.bytes_address(payload), len(payload))).cast("Q")
         for _ in range(k):
             begin(barg)
             commit(barg)

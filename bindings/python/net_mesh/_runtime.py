@@ -267,28 +267,27 @@ _cur = _daemon.CURRENT
 _MEM = _daemon.MEM
 
 # net_mesh_delivery (include/net_mesh.h), one block per delivery in flight:
-# a bytearray (struct packs into it cheaply) whose address the library gets
-# through one prebuilt argument. Byte offsets of its fields:
+# a bytearray seen as 64-bit words (struct packs into it and single words
+# are read and written by index, both far cheaper than through ctypes)
+# whose address the library gets through one prebuilt argument. Word
+# indexes of its fields:
 _D_SIZE = 176
-_D_ORIGIN = 16      # origin, event (7 words), thread: what begin reads
-_D_TICKET = 88      # ticket, daemon_user_data: what begin writes
-_D_OUT = 104        # n_outputs, data, data_len[, meta, meta_cap]: what commit reads
-_D_META1 = 144      # meta1[4]: what commit writes for one output
+_D_ORIGIN = 16      # byte offset of origin, event (7 words), thread: what begin reads
+_W_TICKET = 11      # ticket, then daemon_user_data: what begin writes
+_W_N = 13           # n_outputs, data, data_len, meta, meta_cap: what commit reads
+_W_META1 = 18       # meta1[4]: what commit writes for one output
 _pack_begin = struct.Struct("=9Q").pack_into
-_unpack_lease = struct.Struct("=QQ").unpack_from
-_pack_out = struct.Struct("=3Q").pack_into
-_pack_outs = struct.Struct("=5Q").pack_into
-_unpack_meta1 = struct.Struct("=4Q").unpack_from
-_Z8 = bytes(8)
 
 
-def _new_block(rt_ptr: int) -> "tuple[bytearray, Any]":
-    """A fresh net_mesh_delivery for runtime rt_ptr: (buffer, call argument).
+def _new_block(rt_ptr: int) -> "tuple[memoryview, Any]":
+    """A fresh net_mesh_delivery for runtime rt_ptr: (words, call argument).
     The argument (a cparam) keeps the ctypes view alive, which pins the
-    bytearray (it can no longer be resized, so its address stays valid)."""
+    bytearray (it can no longer be resized, so its address stays valid).
+    A block at rest has n_outputs 1 (the common case: no write per call)."""
     buf = bytearray(_D_SIZE)
-    struct.pack_into("=QQ", buf, 0, _D_SIZE, rt_ptr)
-    return buf, ctypes.byref((ctypes.c_char * _D_SIZE).from_buffer(buf))
+    w = memoryview(buf).cast("Q")
+    w[0], w[1], w[_W_N] = _D_SIZE, rt_ptr, 1
+    return w, ctypes.byref((ctypes.c_char * _D_SIZE).from_buffer(buf))
 
 
 # Runtimes whose library threads may still call Python; stopped at exit.
@@ -556,15 +555,16 @@ class DaemonRuntime(Handle):
         if payload.__class__ is not bytes:
             return self._deliver_slow(origin_hash, event)
         try:
-            buf, arg = self._bpop()
+            blk = self._bpop()
         except IndexError:
-            buf, arg = _new_block(self._ptr)
+            blk = _new_block(self._ptr)
+        w, arg = blk
         try:
             # the payload goes in by address (no copy): event keeps it alive
-            _pack_begin(buf, _D_ORIGIN, origin_hash, origin, horizon, seq, parent,
+            _pack_begin(w, _D_ORIGIN, origin_hash, origin, horizon, seq, parent,
                         id(payload) + _OFF if payload else 0, len(payload), recv, _get_ident())
         except struct.error as e:
-            self._bpush((buf, arg))
+            self._bpush(blk)
             _u64(origin_hash, "origin_hash")
             raise InvalidArgumentError(f"net_mesh: bad CausalEvent field (u64 expected): {e}") from None
         # From begin on, the block's ticket names the open lease (begin
@@ -575,70 +575,79 @@ class DaemonRuntime(Handle):
             rc = self._begin(arg)
             if rc:
                 raise last_error(rc)
-            ticket, ud = _unpack_lease(buf, _D_TICKET)
+            ticket = w[11]  # _W_TICKET
             if not ticket:
-                self._bpush((buf, arg))
+                self._bpush(blk)
                 return []  # queued behind a migration
             try:
-                outs = _objects_get(ud).process(event)
+                outs = _objects_get(w[12]).process(event)
                 if outs.__class__ is list and len(outs) == 1 and outs[0].__class__ is bytes:
                     o = outs[0]
-                    _pack_out(buf, _D_OUT, 1, id(o) + _OFF if o else 0, len(o))
-                    n = 1
+                    w[14] = id(o) + _OFF if o else 0  # n_outputs (13) is 1 at rest
+                    w[15] = len(o)
+                    meta = None
                 elif not outs:
-                    _pack_out(buf, _D_OUT, 0, 0, 0)
-                    n = 0
+                    w[13] = 0  # _W_N
+                    pays = meta = ()
                 else:
-                    pays, recs, meta = self._many(buf, outs)
-                    n = len(pays)
-                    if n == 1:
-                        o = pays[0]
+                    o, pays, meta = self._other_outputs(w, outs)
             except BaseException as e:
                 msg = f"net_mesh: process failed: {type(e).__name__}: {e}"
-                buf[_D_TICKET:_D_TICKET + 8] = _Z8
+                w[_W_TICKET] = 0
                 self._abort(self._ptr_arg, _word_arg(origin_hash), _word_arg(ticket),
                             msg.encode("utf-8", "replace")[:1000])
                 raise ProcessFailedError(msg, kind="process-failed", code=_PROCESS_FAILED) from e
             rc = self._commit(arg)
+            if meta is None:
+                if rc:
+                    raise last_error(rc)
+                self._bpush(blk)
+                return [_tnew(CausalEvent, (origin_hash, w[18], o, w[19], w[20], w[21]))]
+            w[_W_N] = 1
             if rc:
                 raise last_error(rc)
-            self._bpush((buf, arg))
-            if n == 1:
-                sq, par, hz, rv = _unpack_meta1(buf, _D_META1)
-                return [_tnew(CausalEvent, (origin_hash, sq, o, par, hz, rv))]
-            if not n:
+            self._bpush(blk)
+            if not pays:
                 return []
-            mv = memoryview(meta).cast("B").cast("Q")
+            if len(pays) == 1:
+                return [_tnew(CausalEvent, (origin_hash, w[18], o, w[19], w[20], w[21]))]
+            mv = memoryview(meta[0]).cast("B").cast("Q")
             return [_tnew(CausalEvent, (origin_hash, mv[4 * i], o, mv[4 * i + 1], mv[4 * i + 2], mv[4 * i + 3]))
                     for i, o in enumerate(pays)]
         except BaseException:
-            t = _unpack_lease(buf, _D_TICKET)[0]
+            w[_W_N] = 1
+            t = w[_W_TICKET]
             if t:
                 # interrupted between begin and the end of the lease: end it
                 # now (a stale ticket would be refused harmlessly); never
                 # leave the daemon locked
-                buf[_D_TICKET:_D_TICKET + 8] = _Z8
+                w[_W_TICKET] = 0
                 self._abort(self._ptr_arg, _word_arg(origin_hash), _word_arg(t), b"interrupted")
-            self._bpush((buf, arg))
+            self._bpush(blk)
             raise
 
     @staticmethod
-    def _many(buf: bytearray, outs: Any) -> "tuple[list[bytes], bytes, Any]":
-        """Outputs other than one bytes object: normalised payloads, their
-        records and a meta buffer, described in buf for commit."""
+    def _other_outputs(w: memoryview, outs: Any) -> "tuple[Optional[bytes], list[bytes], Any]":
+        """Outputs other than a list of one bytes object: the normalised
+        payloads, described in block w for commit (n_outputs is left set:
+        deliver puts 1 back). Returns (the only payload or None, payloads,
+        what must stay alive until commit returned)."""
+        if not outs:
+            w[_W_N] = 0
+            return None, [], ()
         pays = [o if o.__class__ is bytes else _as_payload(o) for o in outs]
         n = len(pays)
+        w[_W_N] = n
         if n == 1:
             o = pays[0]
-            _pack_out(buf, _D_OUT, 1, id(o) + _OFF if o else 0, len(o))
-            meta = None
-        else:
-            recs = b"".join([x for o in pays for x in (_pack_len(len(o)), o)])
-            meta = (c_uint64 * (4 * n))()
-            _pack_outs(buf, _D_OUT, n, id(recs) + _OFF if recs else 0, len(recs), ctypes.addressof(meta),
-                       4 * n)
-            return pays, recs, meta
-        return pays, b"", meta
+            w[14], w[15] = (id(o) + _OFF if o else 0), len(o)
+            return o, pays, ()
+        if not n:
+            return None, pays, ()
+        recs = b"".join([x for o in pays for x in (_pack_len(len(o)), o)])
+        meta = (c_uint64 * (4 * n))()
+        w[14], w[15], w[16], w[17] = id(recs) + _OFF, len(recs), ctypes.addressof(meta), 4 * n
+        return None, pays, (meta, recs)
 
     def _deliver_slow(self, origin_hash: Any, event: Any) -> "list[CausalEvent]":
         """deliver for anything the fast path does not take: checks the
