@@ -1,10 +1,12 @@
 package identity
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/sha512"
 	"encoding/hex"
 	"math/big"
+	"math/rand/v2"
 	"testing"
 
 	"filippo.io/edwards25519"
@@ -254,4 +256,94 @@ func FuzzVerifyStrict(f *testing.F) {
 			require.True(t, got)
 		}
 	})
+}
+
+// strictByReencode is the definition decodeStrictPoint implements more
+// cheaply: decodes, re-encodes to the same bytes, not of small order.
+func strictByReencode(b []byte) bool {
+	p, err := new(edwards25519.Point).SetBytes(b)
+	if err != nil {
+		return false
+	}
+	return bytes.Equal(p.Bytes(), b) && !isSmallOrder(p)
+}
+
+func TestDecodeStrictPointEqualsReencodeRule(t *testing.T) {
+	var cases [][32]byte
+	// Every y from p-24 to 2^255-1 and small y, each with both sign bits.
+	for d := int64(-24); d < 19; d++ {
+		cases = append(cases, le32(new(big.Int).Add(fieldP, big.NewInt(d))))
+	}
+	for y := int64(0); y < 40; y++ {
+		cases = append(cases, le32(big.NewInt(y)))
+	}
+	for _, h := range torsionHex {
+		cases = append(cases, mustHex32(t, h))
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 3000; i++ {
+		var b [32]byte
+		for j := range b {
+			b[j] = byte(rng.Uint32())
+		}
+		cases = append(cases, b)
+		// and the encoding of a real point
+		var seed [32]byte
+		copy(seed[:], b[:])
+		cases = append(cases, [32]byte(ed25519.NewKeyFromSeed(seed[:]).Public().(ed25519.PublicKey)))
+	}
+	accepted := 0
+	for _, c := range cases {
+		for _, sign := range []byte{0, 0x80} {
+			b := c
+			b[31] = b[31]&0x7f | sign
+			_, ok := decodeStrictPoint(b[:])
+			require.Equal(t, strictByReencode(b[:]), ok, "%x", b)
+			if ok {
+				accepted++
+			}
+		}
+	}
+	assert.Greater(t, accepted, 3000, "the case set exercises the accept path")
+}
+
+// On keys and R points the strict rule accepts, VerifyStrict agrees with
+// crypto/ed25519 for valid signatures and for every single-bit corruption of
+// the message, R or S.
+func TestVerifyStrictAgreesWithStdlib(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := 0; i < 200; i++ {
+		var seed [32]byte
+		for j := range seed {
+			seed[j] = byte(rng.Uint32())
+		}
+		priv := ed25519.NewKeyFromSeed(seed[:])
+		pub := EntityID(priv.Public().(ed25519.PublicKey))
+		msg := make([]byte, rng.IntN(100))
+		for j := range msg {
+			msg[j] = byte(rng.Uint32())
+		}
+		sig := ed25519.Sign(priv, msg)
+		require.True(t, VerifyStrict(pub, msg, sig))
+		bad := append([]byte(nil), sig...)
+		bit := rng.IntN(512)
+		bad[bit/8] ^= 1 << (bit % 8)
+		assert.Equal(t, ed25519.Verify(pub[:], msg, bad) && strictByReencode(bad[:32]),
+			VerifyStrict(pub, msg, bad), "sig bit %d", bit)
+		if len(msg) > 0 {
+			m2 := append([]byte(nil), msg...)
+			m2[rng.IntN(len(m2))] ^= 1
+			assert.False(t, VerifyStrict(pub, m2, sig))
+		}
+		var other EntityID
+		copy(other[:], ed25519.NewKeyFromSeed(msg2seed(msg)).Public().(ed25519.PublicKey))
+		if other != pub {
+			assert.False(t, VerifyStrict(other, msg, sig))
+		}
+	}
+}
+
+func msg2seed(m []byte) []byte {
+	s := sha512.Sum512(append([]byte("seed"), m...))
+	return s[:32]
 }
