@@ -54,8 +54,19 @@ int net_mesh_outputs_push(net_mesh_outputs *out, const uint8_t *data, size_t len
     if (!out || out->w.magic != NM_WRITER_OUTPUTS) return NET_MESH_ERR_INVALID_ARGUMENT;
     if (!data && len) return NET_MESH_ERR_INVALID_ARGUMENT;
     uint64_t n = len;
-    int rc = nm_writer_append(&out->w, &n, sizeof n, data, len);
-    if (rc == NET_MESH_OK) out->w.count++;
+    nm_writer *w = &out->w;
+    /* The common case without a call: it fits, and the length word is one
+     * store (a memcpy of variable size is a libc call). */
+    if (len <= NET_MESH_MAX_BUFFER && w->len + sizeof n + len <= NET_MESH_MAX_BUFFER + 16 &&
+        w->len + sizeof n + len <= w->cap) {
+        memcpy(w->buf + w->len, &n, sizeof n);
+        if (len) memcpy(w->buf + w->len + sizeof n, data, len);
+        w->len += sizeof n + len;
+        w->count++;
+        return NET_MESH_OK;
+    }
+    int rc = nm_writer_append(w, &n, sizeof n, data, len);
+    if (rc == NET_MESH_OK) w->count++;
     return rc;
 }
 

@@ -202,9 +202,35 @@ func (d *cDaemon) ProcessLent(link causal.Link, payload []byte, receivedAt uint6
 	}
 	C.nm_call_process(r, d.process, d.life.ud, C.uint64_t(link.Origin), C.uint64_t(link.Horizon),
 		C.uint64_t(link.Sequence), C.uint64_t(link.Parent), p, C.size_t(len(payload)), C.uint64_t(receivedAt))
-	lend := true
+	if r.rc != 0 || r.heap != 0 {
+		return d.processRare(r)
+	}
+	if r.count == 0 {
+		return nil, nil
+	}
+	// Records are [u64 len][bytes], lent from the thread buffer. The common
+	// case (no error, thread buffer) stays in this small frame: no defer,
+	// no copies; the rest is processRare.
+	raw := unsafe.Slice((*byte)(cptr(r.data)), int(r.len))
+	outs := d.outs[:0]
+	off := 0
+	for range int(r.count) {
+		l := int(*(*uint64)(unsafe.Pointer(&raw[off])))
+		off += 8
+		outs = append(outs, raw[off:off+l:off+l])
+		off += l
+	}
+	if cap(outs) <= 16 {
+		d.outs = outs
+	}
+	return outs, nil
+}
+
+// processRare is ProcessLent's result handling off the common case: the
+// callback failed, or its outputs are in a private heap buffer (a nested
+// call), copied into one Go allocation and freed here.
+func (d *cDaemon) processRare(r *C.nm_proc_result) ([][]byte, error) {
 	if r.heap != 0 {
-		lend = false // a private buffer, freed on return
 		defer C.free(cptr(r.heap))
 	}
 	if r.rc != 0 {
@@ -213,24 +239,16 @@ func (d *cDaemon) ProcessLent(link causal.Link, payload []byte, receivedAt uint6
 	if r.count == 0 {
 		return nil, nil
 	}
-	// Records are [u64 len][bytes].
 	raw := unsafe.Slice((*byte)(cptr(r.data)), int(r.len))
 	n := int(r.count)
-	var data []byte
-	if !lend {
-		data = make([]byte, len(raw)-8*n) // one Go allocation for all
-	}
+	data := make([]byte, len(raw)-8*n) // one Go allocation for all
 	outs := d.outs[:0]
 	off, at := 0, 0
 	for range n {
 		l := int(*(*uint64)(unsafe.Pointer(&raw[off])))
 		off += 8
-		if lend {
-			outs = append(outs, raw[off:off+l:off+l])
-		} else {
-			copy(data[at:], raw[off:off+l])
-			outs = append(outs, data[at:at+l:at+l])
-		}
+		copy(data[at:], raw[off:off+l])
+		outs = append(outs, data[at:at+l:at+l])
 		off += l
 		at += l
 	}
