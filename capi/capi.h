@@ -82,6 +82,20 @@ typedef struct nm_create_result {
  * cgo two stack-top probes and a copy per call, and a Go out-parameter would
  * be moved to the heap. Pointers travel as uintptr_t so the Go side treats
  * them as the C addresses they are. */
+/* net_mesh_event with every field an integer (the payload pointer as
+ * uintptr_t): the layout nm_call_process reads as a net_mesh_event. */
+typedef struct nm_proc_in {
+    uint64_t origin_hash, horizon, sequence, parent_hash;
+    uintptr_t payload;
+    size_t payload_len;
+    uint64_t received_at;
+} nm_proc_in;
+_Static_assert(sizeof(nm_proc_in) == sizeof(net_mesh_event), "nm_proc_in layout");
+_Static_assert(offsetof(nm_proc_in, payload) == offsetof(net_mesh_event, payload), "nm_proc_in layout");
+_Static_assert(offsetof(nm_proc_in, payload_len) == offsetof(net_mesh_event, payload_len), "nm_proc_in layout");
+_Static_assert(offsetof(nm_proc_in, received_at) == offsetof(net_mesh_event, received_at), "nm_proc_in layout");
+_Static_assert(offsetof(nm_proc_in, parent_hash) == offsetof(net_mesh_event, link.parent_hash), "nm_proc_in layout");
+
 typedef struct nm_proc_result {
     int rc;
     uint32_t count;
@@ -89,11 +103,23 @@ typedef struct nm_proc_result {
     uintptr_t data; /* const uint8_t * */
     uintptr_t heap; /* uint8_t *, malloc'd */
     uintptr_t err;  /* char *, malloc'd */
+    /* Inputs, written by the Go side before each call: the process function
+     * and its user_data (set once, when the block is made) and the event
+     * handed to it, read by the callback in place (its payload pointer,
+     * possibly Go memory, is the call's second argument: Go never stores it
+     * here). One pointer crosses instead of eleven scalars. Everything is
+     * integers to Go (in is a union: cgo sees bytes, and nm_proc_in is the
+     * view Go writes), so cgo has no pointer inside the block to check on
+     * each call. */
+    uintptr_t fn; /* net_mesh_process_fn */
+    uintptr_t ud;
+    union {
+        net_mesh_event ev;
+        nm_proc_in in;
+    } u;
 } nm_proc_result;
 
-NM_HIDDEN void nm_call_process(nm_proc_result *r, net_mesh_process_fn fn, uintptr_t ud,
-                               uint64_t origin, uint64_t horizon, uint64_t seq, uint64_t parent,
-                               const uint8_t *payload, size_t payload_len, uint64_t received_at);
+NM_HIDDEN void nm_call_process(nm_proc_result *r, const uint8_t *payload);
 
 /* Header of every event list's allocation (list->reserved_): the event array
  * follows it, then the payloads. cap is the allocation's size in bytes. */

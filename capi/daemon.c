@@ -110,7 +110,7 @@ static char *nm_cb_leave(nm_cb_frame f, int rc) {
     nm_cb_err = f.saved;
     nm_cb_depth--;
     if (rc == 0) {
-        free(e);
+        if (e) free(e); /* free(NULL) is still a libc call on every callback */
         return NULL;
     }
     return e;
@@ -142,9 +142,7 @@ static pthread_once_t nm_out_once = PTHREAD_ONCE_INIT;
 static void nm_out_free(void *p) { free(p); }
 static void nm_out_key_init(void) { (void)pthread_key_create(&nm_out_key, nm_out_free); }
 
-void nm_call_process(nm_proc_result *r, net_mesh_process_fn fn, uintptr_t ud, uint64_t origin,
-                     uint64_t horizon, uint64_t seq, uint64_t parent, const uint8_t *payload,
-                     size_t payload_len, uint64_t received_at) {
+void nm_call_process(nm_proc_result *r, const uint8_t *payload) {
     nm_tls_out *t = &nm_out_tls;
     int shared = !t->busy;
     struct net_mesh_outputs out;
@@ -161,16 +159,11 @@ void nm_call_process(nm_proc_result *r, net_mesh_process_fn fn, uintptr_t ud, ui
         out.w.cap = t->cap;
         t->busy = 1;
     }
-    net_mesh_event ev;
-    ev.link.origin_hash = origin;
-    ev.link.horizon = horizon;
-    ev.link.sequence = seq;
-    ev.link.parent_hash = parent;
-    ev.payload = payload_len ? payload : NULL;
-    ev.payload_len = payload_len;
-    ev.received_at = received_at;
+    /* r->ev holds everything but the payload pointer (see nm_proc_result). */
+    r->u.ev.payload = r->u.ev.payload_len ? payload : NULL;
     nm_cb_frame f = nm_cb_enter();
-    r->rc = fn((void *)ud, &ev, &out);
+    r->rc = ((net_mesh_process_fn)r->fn)((void *)r->ud, &r->u.ev, &out);
+    r->u.ev.payload = NULL; /* may be Go memory: not kept past the call */
     r->err = (uintptr_t)nm_cb_leave(f, r->rc);
     r->count = out.w.count;
     r->len = out.w.len;

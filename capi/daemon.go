@@ -98,6 +98,8 @@ func (d *cDaemon) result() *C.nm_proc_result {
 		if p == nil {
 			return nil
 		}
+		p.fn = *(*C.uintptr_t)(unsafe.Pointer(&d.process))
+		p.ud = d.life.ud
 		d.res = p
 		runtime.AddCleanup(d, func(p unsafe.Pointer) { C.free(p) }, unsafe.Pointer(p))
 	}
@@ -200,8 +202,16 @@ func (d *cDaemon) ProcessLent(link causal.Link, payload []byte, receivedAt uint6
 			return nil, errf(statusNoMemory, "cannot allocate the process result block")
 		}
 	}
-	C.nm_call_process(r, d.process, d.life.ud, C.uint64_t(link.Origin), C.uint64_t(link.Horizon),
-		C.uint64_t(link.Sequence), C.uint64_t(link.Parent), p, C.size_t(len(payload)), C.uint64_t(receivedAt))
+	// The event goes through the block (C memory; the payload pointer is
+	// the call's argument, never stored by Go): two arguments, not eleven.
+	in := (*C.nm_proc_in)(unsafe.Pointer(&r.u))
+	in.origin_hash = C.uint64_t(link.Origin)
+	in.horizon = C.uint64_t(link.Horizon)
+	in.sequence = C.uint64_t(link.Sequence)
+	in.parent_hash = C.uint64_t(link.Parent)
+	in.payload_len = C.size_t(len(payload))
+	in.received_at = C.uint64_t(receivedAt)
+	C.nm_call_process(r, p)
 	if r.rc != 0 || r.heap != 0 {
 		return d.processRare(r)
 	}
