@@ -426,6 +426,9 @@ class DaemonRuntime(Handle):
         self._blocks: "list[tuple[bytearray, Any]]" = []
         self._bpop, self._bpush = self._blocks.pop, self._blocks.append
         self._ptr_arg = _daemon.word_arg(self._ptr)  # used only while _ptr is set
+        # the handle's value for new blocks: kept after close (a block made
+        # while another thread closes the runtime then gets _BAD_HANDLE)
+        self._rt_word = self._ptr
         self.node = node
         self._has_sink = False
         _live_runtimes.add(self)
@@ -562,7 +565,7 @@ class DaemonRuntime(Handle):
         try:
             blk = self._bpop()
         except IndexError:
-            blk = _new_block(self._ptr)
+            blk = _new_block(self._rt_word)
         w, arg = blk
         try:
             # the payload goes in by address (no copy): event keeps it alive

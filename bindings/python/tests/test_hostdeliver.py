@@ -362,3 +362,46 @@ def test_runtime_closed_inside_process_ends_the_lease(node):
     assert _daemon.live_objects() == before
     with pytest.raises(nm.BadHandleError):
         r.deliver(h.origin_hash, ev())
+
+
+def test_close_while_threads_deliver(node):
+    # A runtime closed under delivering threads: each of them ends with a
+    # library error (closed handle, shutting down, freed handle), none hangs,
+    # and nothing else (e.g. a block made after the pointer was dropped)
+    # escapes.
+    from daemons import Counter
+
+    r = nm.DaemonRuntime(node)
+    r.register_factory("counter", Counter)
+    r.start()
+    h = r.spawn("counter", nm.Identity.generate())
+    origin = h.origin_hash
+    h.close()
+    started = threading.Barrier(4)
+    errors, ended = [], []
+
+    def run():
+        started.wait()
+        n = 0
+        while True:
+            try:
+                r.deliver(origin, ev(seq=n + 1))
+                n += 1
+                r._blocks.clear()  # the next deliver makes a new block (its race with close is a few bytecodes wide)
+            except nm.NetMeshError as e:
+                ended.append(type(e).__name__)
+                return
+            except BaseException as e:  # pragma: no cover - reported below
+                errors.append(e)
+                return
+
+    ts = [threading.Thread(target=run, daemon=True) for _ in range(3)]
+    for t in ts:
+        t.start()
+    started.wait()
+    r.close()
+    for t in ts:
+        t.join(10)
+    assert not any(t.is_alive() for t in ts), "a deliver hung on a closed runtime"
+    assert not errors
+    assert len(ended) == 3
