@@ -117,6 +117,8 @@ type Engine struct {
 
 	simNotReady atomic.Bool
 
+	warm warmer // keeps a CPU awake while a migration starts (warm.go)
+
 	// staticKey caches the node's X25519 static key prepared for opening
 	// identity envelopes (rebuilt if the node ever reports another key).
 	staticKey atomic.Pointer[identity.StaticKey]
@@ -268,6 +270,9 @@ func (e *Engine) HandleMigrationMessage(from uint64, payload []byte) {
 	if err != nil {
 		e.log(compute.LogDebug, "migration: dropped malformed message", map[string]any{"from": from, "error": err.Error()})
 		return
+	}
+	if m.Type == msg.TakeSnapshot || (m.Type == msg.SnapshotReady && m.ChunkIndex == 0) {
+		e.warm.keep(warmWindow)
 	}
 	e.dispatch(from, m)
 }

@@ -65,6 +65,7 @@ func (e *Engine) StartMigrationWith(ctx context.Context, origin, source, target 
 	if source == target {
 		return nil, localErr(compute.MigrationStateFailed, "source and target are the same node %s", hexID(source))
 	}
+	e.warm.keep(warmWindow)
 	r := &orchRec{origin: origin, source: source, target: target, opts: opts, started: time.Now(), lastMove: time.Now(), attempts: 1, done: make(chan struct{})}
 	r.subs.m = make(map[int]func(Progress))
 	if opts.Progress != nil {
