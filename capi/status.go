@@ -59,8 +59,18 @@ var (
 func fail(err error) C.int {
 	st, detail, moved := statusOf(err)
 	msg := err.Error()
-	C.nm_set_error(st, (*C.char)(unsafe.Pointer(unsafe.StringData(msg))), C.size_t(len(msg)),
-		(*C.char)(unsafe.Pointer(unsafe.StringData(detail))), C.size_t(len(detail)), C.uint64_t(moved))
+	// The texts are copied into C memory first: handing C a pointer into Go
+	// memory that may sit on a goroutine stack once gave memcheck an
+	// intermittent "invalid read" in nm_set_error (its stack tracking does
+	// not follow Go's stack switches). Error paths only: two small mallocs.
+	cm := C.CString(msg)
+	defer C.free(unsafe.Pointer(cm))
+	var cd *C.char
+	if detail != "" {
+		cd = C.CString(detail)
+		defer C.free(unsafe.Pointer(cd))
+	}
+	C.nm_set_error(st, cm, C.size_t(len(msg)), cd, C.size_t(len(detail)), C.uint64_t(moved))
 	return st
 }
 
