@@ -125,13 +125,7 @@ func net_mesh_runtime_deliver_commit(h *C.net_mesh_runtime, origin, ticket C.uin
 		return fail(err)
 	}
 	if len(evs) > 0 {
-		m := unsafe.Slice((*uint64)(unsafe.Pointer(meta)), 4*len(evs))
-		for i, e := range evs {
-			m[4*i] = e.Link.Sequence
-			m[4*i+1] = e.Link.Parent
-			m[4*i+2] = e.Link.Horizon
-			m[4*i+3] = e.ReceivedAt
-		}
+		writeMeta(unsafe.Slice((*uint64)(unsafe.Pointer(meta)), 4*len(evs)), evs)
 	}
 	*nOut = C.size_t(len(evs))
 	return statusOK
@@ -263,13 +257,19 @@ func net_mesh_runtime_deliver_commit_block(d *C.net_mesh_delivery) (rc C.int) {
 	case len(evs) > 0:
 		m = unsafe.Slice((*uint64)(unsafe.Pointer(d.meta)), 4*len(evs))
 	}
+	writeMeta(m, evs)
+	return statusOK
+}
+
+// writeMeta writes per output the 4 words a host-driven commit returns:
+// sequence, parent hash, horizon, received_at. m holds 4·len(evs) words.
+func writeMeta(m []uint64, evs []causal.Event) {
 	for i, e := range evs {
 		m[4*i] = e.Link.Sequence
 		m[4*i+1] = e.Link.Parent
 		m[4*i+2] = e.Link.Horizon
 		m[4*i+3] = e.ReceivedAt
 	}
-	return statusOK
 }
 
 //export net_mesh_runtime_deliver_held_by

@@ -600,13 +600,7 @@ func refillEventList(list *C.net_mesh_event_list, evs []causal.Event) error {
 	for i := range evs {
 		e := &evs[i] // not a copy: evs was just written field by field
 		ce := &arr[i]
-		ce.link.origin_hash = C.uint64_t(e.Link.Origin)
-		ce.link.horizon = C.uint64_t(e.Link.Horizon)
-		ce.link.sequence = C.uint64_t(e.Link.Sequence)
-		ce.link.parent_hash = C.uint64_t(e.Link.Parent)
-		ce.received_at = C.uint64_t(e.ReceivedAt)
-		ce.payload_len = C.size_t(len(e.Payload))
-		ce.payload = nil
+		fillEvent(ce, e)
 		if len(e.Payload) > 0 {
 			ce.payload = (*C.uint8_t)(unsafe.Pointer(&data[at]))
 			at += copy(data[at:], e.Payload)
@@ -614,6 +608,18 @@ func refillEventList(list *C.net_mesh_event_list, evs []causal.Event) error {
 	}
 	list.events, list.len = &arr[0], C.size_t(len(evs))
 	return nil
+}
+
+// fillEvent writes e's link, received_at and payload length into ce and
+// clears its payload pointer (the caller points it at its copy).
+func fillEvent(ce *C.net_mesh_event, e *causal.Event) {
+	ce.link.origin_hash = C.uint64_t(e.Link.Origin)
+	ce.link.horizon = C.uint64_t(e.Link.Horizon)
+	ce.link.sequence = C.uint64_t(e.Link.Sequence)
+	ce.link.parent_hash = C.uint64_t(e.Link.Parent)
+	ce.received_at = C.uint64_t(e.ReceivedAt)
+	ce.payload_len = C.size_t(len(e.Payload))
+	ce.payload = nil
 }
 
 // refillOne is refillEventList's common case: one output into a library
@@ -626,13 +632,7 @@ func refillOne(list *C.net_mesh_event_list, e *causal.Event) bool {
 		return false
 	}
 	ce := (*C.net_mesh_event)(unsafe.Add(base, listHdrSize))
-	ce.link.origin_hash = C.uint64_t(e.Link.Origin)
-	ce.link.horizon = C.uint64_t(e.Link.Horizon)
-	ce.link.sequence = C.uint64_t(e.Link.Sequence)
-	ce.link.parent_hash = C.uint64_t(e.Link.Parent)
-	ce.received_at = C.uint64_t(e.ReceivedAt)
-	ce.payload_len = C.size_t(len(e.Payload))
-	ce.payload = nil
+	fillEvent(ce, e)
 	if len(e.Payload) > 0 {
 		dst := unsafe.Slice((*byte)(unsafe.Add(base, at)), len(e.Payload))
 		copy(dst, e.Payload)

@@ -59,12 +59,7 @@ func borrowedList(evs []causal.Event) (unsafe.Pointer, C.net_mesh_event_list) {
 	for i, e := range evs {
 		ce := &arr[i]
 		*ce = C.net_mesh_event{}
-		ce.link.origin_hash = C.uint64_t(e.Link.Origin)
-		ce.link.horizon = C.uint64_t(e.Link.Horizon)
-		ce.link.sequence = C.uint64_t(e.Link.Sequence)
-		ce.link.parent_hash = C.uint64_t(e.Link.Parent)
-		ce.received_at = C.uint64_t(e.ReceivedAt)
-		ce.payload_len = C.size_t(len(e.Payload))
+		fillEvent(ce, &e)
 		if len(e.Payload) > 0 {
 			ce.payload = (*C.uint8_t)(unsafe.Pointer(&data[at]))
 			at += copy(data[at:], e.Payload)

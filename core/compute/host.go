@@ -437,25 +437,9 @@ func (h *DaemonHost) processVisitLocked(dst []causal.Event, ev *causal.Event, vi
 	}
 	n := h.stats.processed.Add(1)
 	if len(outs) > 0 {
-		hz := h.bloom
-		now := h.stampLocked()
-		dst = slices.Grow(dst, len(outs))
-		for i, p := range outs {
-			link, err := h.chain.Append(p, hz)
-			if err != nil {
-				h.stats.emitted.Add(uint64(i))
-				h.stats.errors.Add(1)
-				return dst, false, err
-			}
-			// Written in place: a composite literal built on the stack
-			// and then copied stalls on store forwarding.
-			dst = dst[:len(dst)+1]
-			e := &dst[len(dst)-1]
-			e.Link = link
-			e.Payload = p
-			e.ReceivedAt = now
+		if dst, err = h.appendOutputsLocked(dst, outs); err != nil {
+			return dst, false, err
 		}
-		h.stats.emitted.Add(uint64(len(outs)))
 	}
 	if visit != nil {
 		err = visit(dst)
@@ -468,6 +452,32 @@ func (h *DaemonHost) processVisitLocked(dst []causal.Event, ev *causal.Event, vi
 		}
 	}
 	return dst, true, err
+}
+
+// appendOutputsLocked appends the daemon's outputs to the chain and dst (the
+// step deliver and a lease's commit share), counting them; on a chain error
+// it counts what was emitted before it and the error.
+func (h *DaemonHost) appendOutputsLocked(dst []causal.Event, outs [][]byte) ([]causal.Event, error) {
+	hz := h.bloom
+	now := h.stampLocked()
+	dst = slices.Grow(dst, len(outs))
+	for i, p := range outs {
+		link, err := h.chain.Append(p, hz)
+		if err != nil {
+			h.stats.emitted.Add(uint64(i))
+			h.stats.errors.Add(1)
+			return dst, err
+		}
+		// Written in place: a composite literal built on the stack
+		// and then copied stalls on store forwarding.
+		dst = dst[:len(dst)+1]
+		e := &dst[len(dst)-1]
+		e.Link = link
+		e.Payload = p
+		e.ReceivedAt = now
+	}
+	h.stats.emitted.Add(uint64(len(outs)))
+	return dst, nil
 }
 
 // stampLocked is the ReceivedAt of outputs made now: the runtime's coarse

@@ -237,19 +237,10 @@ func (h *DaemonHost) observeLocked(ev causal.Event) {
 func (h *DaemonHost) commitLocked(dst []causal.Event, outs [][]byte) ([]causal.Event, error) {
 	n := h.stats.processed.Add(1)
 	if len(outs) > 0 {
-		hz := h.bloom
-		now := h.stampLocked()
-		dst = slices.Grow(dst, len(outs))
-		for i, p := range outs {
-			link, err := h.chain.Append(p, hz)
-			if err != nil {
-				h.stats.emitted.Add(uint64(i))
-				h.stats.errors.Add(1)
-				return dst, err
-			}
-			dst = append(dst, causal.Event{Link: link, Payload: p, ReceivedAt: now})
+		var err error
+		if dst, err = h.appendOutputsLocked(dst, outs); err != nil {
+			return dst, err
 		}
-		h.stats.emitted.Add(uint64(len(outs)))
 	}
 	if iv := h.cfg.AutoSnapshotInterval; iv > 0 && n%iv == 0 {
 		if s, err := h.snapshotLocked(false); err == nil && s != nil {
