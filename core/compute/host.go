@@ -412,11 +412,7 @@ func (h *DaemonHost) processLocked(dst []causal.Event, ev causal.Event) ([]causa
 // processed reports that the daemon processed ev (err may still be the
 // visitor's).
 func (h *DaemonHost) processVisitLocked(dst []causal.Event, ev *causal.Event, visit func([]causal.Event) error, st *visitState) (_ []causal.Event, processed bool, err error) {
-	h.horizon.Observe(ev.Link.Origin, ev.Link.Sequence)
-	if n := h.horizon.Len(); n != h.hlen {
-		h.hlen = n
-		h.bloom |= causal.BloomBits(ev.Link.Origin)
-	}
+	h.observeLocked(ev.Link.Origin, ev.Link.Sequence)
 	var outs [][]byte
 	if st != nil && h.lender != nil {
 		// The lent outputs live in this thread's buffer until the next
@@ -444,14 +440,29 @@ func (h *DaemonHost) processVisitLocked(dst []causal.Event, ev *causal.Event, vi
 	if visit != nil {
 		err = visit(dst)
 	}
+	h.autoSnapshotLocked(n)
+	return dst, true, err
+}
+
+// observeLocked records an input event in the horizon (the first step of
+// every processing, deliver's and a lease's).
+func (h *DaemonHost) observeLocked(origin, seq uint64) {
+	h.horizon.Observe(origin, seq)
+	if n := h.horizon.Len(); n != h.hlen {
+		h.hlen = n
+		h.bloom |= causal.BloomBits(origin)
+	}
+}
+
+// autoSnapshotLocked takes the periodic snapshot after the n-th processed
+// event. A failing auto-snapshot keeps the previous one; the event itself
+// was processed fine, so it is not reported to the caller.
+func (h *DaemonHost) autoSnapshotLocked(n uint64) {
 	if iv := h.cfg.AutoSnapshotInterval; iv > 0 && n%iv == 0 {
-		// A failing auto-snapshot keeps the previous one; the event itself
-		// was processed fine, so it is not reported to the caller.
 		if s, err := h.snapshotLocked(false); err == nil && s != nil {
 			h.latest.Store(s)
 		}
 	}
-	return dst, true, err
 }
 
 // appendOutputsLocked appends the daemon's outputs to the chain and dst (the

@@ -121,7 +121,7 @@ func (r *Runtime) DeliverBeginBy(origin uint64, ev causal.Event, thread uint64, 
 		h.unlock()
 		return Lease{}, err
 	}
-	h.observeLocked(ev)
+	h.observeLocked(ev.Link.Origin, ev.Link.Sequence)
 	if m := r.observers.m.Load(); m != nil && len((*m)[origin]) > 0 {
 		ev.Payload = slices.Clone(ev.Payload)
 	} else {
@@ -224,15 +224,6 @@ func AbortOrphanLease(ticket uint64) bool {
 	return true
 }
 
-// observeLocked records ev in the horizon (processVisitLocked's first step).
-func (h *DaemonHost) observeLocked(ev causal.Event) {
-	h.horizon.Observe(ev.Link.Origin, ev.Link.Sequence)
-	if n := h.horizon.Len(); n != h.hlen {
-		h.hlen = n
-		h.bloom |= causal.BloomBits(ev.Link.Origin)
-	}
-}
-
 // commitLocked is processVisitLocked after the daemon returned outs.
 func (h *DaemonHost) commitLocked(dst []causal.Event, outs [][]byte) ([]causal.Event, error) {
 	n := h.stats.processed.Add(1)
@@ -242,10 +233,6 @@ func (h *DaemonHost) commitLocked(dst []causal.Event, outs [][]byte) ([]causal.E
 			return dst, err
 		}
 	}
-	if iv := h.cfg.AutoSnapshotInterval; iv > 0 && n%iv == 0 {
-		if s, err := h.snapshotLocked(false); err == nil && s != nil {
-			h.latest.Store(s)
-		}
-	}
+	h.autoSnapshotLocked(n)
 	return dst, nil
 }
