@@ -136,7 +136,18 @@ def main() -> int:
     # floor: ctypes call + empty Python callback on this thread
     probe = lib.net_mesh_callback_probe
     key = _daemon.keep(lambda: None)
-    task = _daemon._TASK
+    # the library's task trampoline as it is minus its once-per-thread
+    # check (on library threads it keeps the thread's Python state), so the
+    # floor stays an empty callback: table lookup and call, exceptions caught
+    objects_get = _daemon._objects.__getitem__
+
+    def empty_task(ud):
+        try:
+            objects_get(ud)()
+        except BaseException:
+            pass
+
+    task = _daemon.TASK_FN(empty_task)
 
     def floor(k):
         for _ in range(k):

@@ -11,6 +11,17 @@ Each trampoline catches every exception (a Python exception must not unwind
 into Go), reports it as a non-zero return plus a message, and parks it in a
 thread-local so the call that triggered the callback (deliver, spawn, ...),
 which runs on the same thread, can re-raise it as the ``__cause__``.
+
+Library threads keep their Python thread state. A ctypes callback on a
+thread Python did not create makes a thread state for the call and destroys
+it afterwards (about 9 us each time, measured); the first callback on each
+such thread therefore takes one extra PyGILState_Ensure that is never
+released, so later callbacks there find the state ready (about 1-2 us):
+migration replay, submitted tasks, output sinks, channel messages and
+progress callbacks all run on library threads. The cost is one thread state
+per library OS thread for the life of the process (the Go runtime keeps few
+and rarely ends them), and ``threading.local`` data set in a callback on a
+library thread is still there in the next callback on that thread.
 """
 
 from __future__ import annotations
@@ -24,6 +35,33 @@ from ctypes import CFUNCTYPE, POINTER, c_char_p, c_int, c_size_t, c_uint32, c_ui
 from typing import Any, Callable, Iterable, NamedTuple, Optional
 
 from . import _ffi
+
+# --- library threads keep their Python thread state (see the module doc) ---
+
+_get_ident = threading.get_ident
+#: idents of the threads whose thread state is kept (a set: add and "in" are
+#: atomic under the GIL; an ident reused by a new thread only skips the keep)
+KEPT_THREADS: "set[int]" = set()
+try:  # CPython; elsewhere callbacks just pay for a fresh state each time
+    _gil_ensure: Optional[Any] = ctypes.pythonapi.PyGILState_Ensure
+    _gil_ensure.argtypes, _gil_ensure.restype = [], c_int
+except (AttributeError, OSError):
+    _gil_ensure = None
+
+
+def keep_thread_state() -> None:
+    """Keep this thread's Python thread state after the current callback
+    returns (once per thread). Callers check ``_get_ident() not in
+    KEPT_THREADS`` first, inline: that is the whole per-callback cost."""
+    t = _get_ident()
+    if t in KEPT_THREADS:
+        return
+    if _gil_ensure is not None:
+        # we hold the GIL (inside a callback): this only counts one more
+        # user of this thread's state, so the callback's own release keeps it
+        _gil_ensure()
+    KEPT_THREADS.add(t)
+
 
 # --- C structures (include/net_mesh.h) -------------------------------------
 
@@ -302,6 +340,8 @@ def _process(ud: int, ev: int, out: int) -> int:
     # The per-event hot path: everything inlined, module globals bound as
     # defaults would not help (a CFUNCTYPE calls with positional args only).
     try:
+        if _get_ident() not in KEPT_THREADS:
+            keep_thread_state()
         f = _unpack_ev(MEM, ev)
         cur = CURRENT[0]
         if cur is not None and cur[0] == f:
@@ -340,6 +380,8 @@ def _as_payload(o: Any) -> bytes:
 
 def _snapshot(ud: int, out: int) -> int:
     try:
+        if _get_ident() not in KEPT_THREADS:
+            keep_thread_state()
         slot = _objects_get(ud)
         state = slot.snapshot() if slot.snapshot is not None else None
         if state is None:
@@ -357,6 +399,8 @@ def _snapshot(ud: int, out: int) -> int:
 
 def _restore(ud: int, data: Optional[int], n: int) -> int:
     try:
+        if _get_ident() not in KEPT_THREADS:
+            keep_thread_state()
         slot = _objects_get(ud)
         state = _string_at(data, n) if n else b""
         if slot.restore is None:
@@ -371,6 +415,8 @@ def _restore(ud: int, data: Optional[int], n: int) -> int:
 
 def _finalize(ud: Optional[int]) -> None:
     try:
+        if _get_ident() not in KEPT_THREADS:
+            keep_thread_state()
         if ud is not None:
             _objects.pop(ud, None)
     except BaseException:
@@ -379,6 +425,8 @@ def _finalize(ud: Optional[int]) -> None:
 
 def _task(ud: Optional[int]) -> None:
     try:
+        if _get_ident() not in KEPT_THREADS:
+            keep_thread_state()
         _objects_get(ud)()  # type: ignore[index]
     except BaseException as e:  # a task has no caller; log through the library's user
         try:
@@ -415,6 +463,8 @@ class _FactorySlot:
 
 def _factory_create(fud: int, vt_out: Any, ud_out: Any) -> int:
     try:
+        if _get_ident() not in KEPT_THREADS:
+            keep_thread_state()
         fslot = _objects_get(fud)
         daemon = fslot.factory()
         slot = _DaemonSlot(daemon)

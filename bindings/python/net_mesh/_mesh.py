@@ -99,6 +99,8 @@ def _channel(name: object) -> bytes:
 
 def _on_message(ud: int, publisher: int, channel: bytes, payload: Optional[int], n: int) -> None:
     try:
+        if _daemon._get_ident() not in _daemon.KEPT_THREADS:
+            _daemon.keep_thread_state()
         cb = _daemon._objects[ud]
         cb(publisher, channel.decode("utf-8", "replace"), ctypes.string_at(payload, n) if n else b"")
     except BaseException:

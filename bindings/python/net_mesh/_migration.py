@@ -32,6 +32,8 @@ from ._daemon import CausalEvent
 from ._errors import InvalidArgumentError, NetMeshError, error_for, last_error
 from ._handle import Handle
 
+_get_ident = threading.get_ident
+
 
 class MigrationOptionsC(ctypes.Structure):
     _fields_ = [("size", c_uint32), ("transport_identity", c_int), ("retry_not_ready_ms", c_int64),
@@ -160,6 +162,8 @@ class _ProgressSlot:
 
 def _on_progress(ud: int, phase: int, moved: int, total: int, chunks: int, total_chunks: int) -> None:
     try:
+        if _get_ident() not in _daemon.KEPT_THREADS:
+            _daemon.keep_thread_state()
         _daemon._objects[ud].callback(MigrationProgress(phase_name(phase), moved, total, chunks, total_chunks))
     except BaseException as e:
         report_callback_error("a migration progress callback", e)
@@ -167,6 +171,8 @@ def _on_progress(ud: int, phase: int, moved: int, total: int, chunks: int, total
 
 def _on_complete(ud: int, status: int) -> None:
     try:
+        if _get_ident() not in _daemon.KEPT_THREADS:
+            _daemon.keep_thread_state()
         _daemon._objects[ud].finish(status)
     except BaseException as e:
         report_callback_error("the migration completion callback", e)
@@ -195,6 +201,8 @@ def read_event_list(addr: int) -> "list[CausalEvent]":
 
 def _on_sink(ud: int, origin: int, outputs: Optional[int]) -> None:
     try:
+        if _get_ident() not in _daemon.KEPT_THREADS:
+            _daemon.keep_thread_state()
         evs = read_event_list(outputs) if outputs else []
         _daemon._objects[ud].callback(origin, evs)
     except BaseException as e:
