@@ -18,10 +18,14 @@ import (
 // Concurrency: a lease IS the host's mutex, held from DeliverBegin until
 // DeliverCommit/DeliverAbort, possibly released from another goroutine (Go
 // mutexes allow it). Everything else that touches the host waits for it as it
-// waits for a running Process. Tickets are unique for the process's lifetime
-// and looked up in one table, so a stale, reused, foreign or forged ticket is
-// refused without touching any host, and a host stopped or unregistered
-// while leased is still released by its ticket.
+// waits for a running Process. Tickets are unique for the process's lifetime.
+// The live ticket sits on its host (leaseState.live); the commit or abort
+// that swaps it to 0 owns the lease, so of concurrent or repeated ends
+// exactly one wins, and a stale, reused, foreign or forged ticket matches no
+// host and changes nothing. A commit finds the host through the registry's
+// lock-free lookup. A host that leaves its registry (stopped, unregistered,
+// shut down) while leased is entered in the orphans table by ticket, so its
+// lease still ends (also without its runtime: AbortOrphanLease).
 
 // Lease is a granted delivery: the ticket to commit or abort, and the daemon
 // the host is to run. Ticket 0 means the event was queued (the host is
@@ -31,11 +35,20 @@ type Lease struct {
 	Daemon Daemon
 }
 
-// leaseState is the live lease of a host, guarded by the host's mu (it is
-// written only by the lease holder).
+// leaseState is the live lease of a host.
 type leaseState struct {
-	ticket uint64       // 0: none
-	ev     causal.Event // the input, for observers (payload copied only if any)
+	// live is the live lease's ticket (0: none): stored by DeliverBeginBy
+	// under mu, swapped back to 0 by the one end that wins (takeLease).
+	live atomic.Uint64
+	// by is the runtime that granted the live lease (written under mu
+	// before live, so it is stable while live holds the ticket).
+	by atomic.Pointer[Runtime]
+	// gone is set once the host left a registry (sticky): from then on a
+	// live lease is also entered in orphans.
+	gone atomic.Bool
+	// ev (under mu, by the lease holder) is the input, for observers; its
+	// payload is copied only if there were any at begin.
+	ev causal.Event
 	// holder is the caller-chosen id of the thread that began the live
 	// lease (0: none or not given). Written by the holder under mu, read
 	// without it by DeliverBeginBy and LeaseHeldBy: only the holding thread
@@ -43,9 +56,12 @@ type leaseState struct {
 	holder atomic.Uint64
 }
 
-// clear resets the live lease (under mu, by the lease holder).
+// clear resets the live lease (under mu, by the lease holder, once live
+// is 0).
 func (l *leaseState) clear() {
-	l.ticket, l.ev = 0, causal.Event{}
+	if l.ev.Payload != nil {
+		l.ev.Payload = nil // the input's copy is not kept alive
+	}
 	if l.holder.Load() != 0 {
 		l.holder.Store(0)
 	}
@@ -58,11 +74,38 @@ type leaseRef struct {
 
 var (
 	leaseSeq atomic.Uint64 // last ticket handed out
-	leaseTab struct {
+	// orphans maps the live tickets of hosts that left their registry to
+	// the host and the runtime that granted the lease. An entry exists only
+	// while its ticket is live: it is added under the lock only if the
+	// host's live still holds it, and whoever ends such a lease removes it.
+	orphans struct {
 		sync.Mutex
 		m map[uint64]leaseRef
 	}
 )
+
+// orphanLease enters h's lease t in orphans if t is still live.
+func orphanLease(h *DaemonHost, t uint64) {
+	orphans.Lock()
+	if h.ls.live.Load() == t {
+		if orphans.m == nil {
+			orphans.m = make(map[uint64]leaseRef)
+		}
+		orphans.m[t] = leaseRef{rt: h.ls.by.Load(), h: h}
+	}
+	orphans.Unlock()
+}
+
+// leaving is called by a registry before h leaves it (the lookup may still
+// find h until then). With DeliverBeginBy's store of live before its load
+// of gone, at least one of the two sees the other: a lease begun on a host
+// that is leaving is always entered in orphans.
+func (h *DaemonHost) leaving() {
+	h.ls.gone.Store(true)
+	if t := h.ls.live.Load(); t != 0 {
+		orphanLease(h, t)
+	}
+}
 
 func errSelfLease(origin uint64) error {
 	return wrapErr(ErrInvalidArgument, fmt.Sprintf("a daemon cannot be delivered to (or snapshotted) by the thread "+
@@ -128,41 +171,67 @@ func (r *Runtime) DeliverBeginBy(origin uint64, ev causal.Event, thread uint64, 
 		ev.Payload = nil
 	}
 	t := leaseSeq.Add(1)
-	h.ls.ticket, h.ls.ev = t, ev
+	h.ls.ev = ev
+	if h.ls.by.Load() != r {
+		h.ls.by.Store(r)
+	}
+	h.ls.live.Store(t)
 	if thread != 0 {
 		h.ls.holder.Store(thread)
 	}
-	leaseTab.Lock()
-	if leaseTab.m == nil {
-		leaseTab.m = make(map[uint64]leaseRef)
+	if h.ls.gone.Load() {
+		orphanLease(h, t)
 	}
-	leaseTab.m[t] = leaseRef{rt: r, h: h}
-	leaseTab.Unlock()
 	return Lease{Ticket: t, Daemon: h.daemon}, nil
 }
 
-// takeLease claims the live lease ticket of origin's host on r: the entry
-// leaves the table, so of concurrent or repeated calls exactly one wins.
-// Anything else is ErrInvalidArgument with nothing changed.
+// takeLease claims the live lease ticket of origin's host on r: the swap
+// of the host's live ticket to 0 decides, so of concurrent or repeated calls
+// exactly one wins. Anything else is ErrInvalidArgument with nothing changed.
 func (r *Runtime) takeLease(origin, ticket uint64) (*DaemonHost, error) {
 	if ticket == 0 {
 		return nil, errBadTicket("is 0")
 	}
-	leaseTab.Lock()
-	ref, ok := leaseTab.m[ticket]
-	if ok && ref.rt == r && ref.h.origin == origin {
-		delete(leaseTab.m, ticket)
+	h := r.reg.cached(origin)
+	if h == nil {
+		h = r.reg.hostSlow(origin)
 	}
-	leaseTab.Unlock()
+	if h != nil && h.ls.live.Load() == ticket && h.ls.by.Load() == r {
+		if !h.ls.live.CompareAndSwap(ticket, 0) {
+			return nil, errNotLive // another end won
+		}
+		if h.ls.gone.Load() {
+			orphans.Lock()
+			delete(orphans.m, ticket)
+			orphans.Unlock()
+		}
+		return h, nil
+	}
+	return r.takeOrphan(origin, ticket)
+}
+
+var errNotLive = errBadTicket("is not live (already committed or aborted, or never issued)")
+
+// takeOrphan is takeLease for a host no longer in r's registry.
+func (r *Runtime) takeOrphan(origin, ticket uint64) (*DaemonHost, error) {
+	orphans.Lock()
+	ref, ok := orphans.m[ticket]
+	won := ok && ref.rt == r && ref.h.origin == origin && ref.h.ls.live.CompareAndSwap(ticket, 0)
+	if won {
+		delete(orphans.m, ticket)
+	}
+	orphans.Unlock()
 	switch {
+	case won:
+		return ref.h, nil
 	case !ok:
-		return nil, errBadTicket("is not live (already committed or aborted, or never issued)")
+		return nil, errNotLive
 	case ref.rt != r:
 		return nil, errBadTicket("belongs to another runtime")
 	case ref.h.origin != origin:
 		return nil, errBadTicket("belongs to another daemon")
 	}
-	return ref.h, nil
+	return nil, errNotLive
 }
 
 // DeliverCommit is the second half of Deliver: outs are the payloads the
@@ -200,20 +269,21 @@ func (r *Runtime) DeliverAbort(origin, ticket uint64) error {
 	return nil
 }
 
-// AbortOrphanLease ends lease ticket if its runtime is shutting down,
-// without knowing the runtime: the C ABI calls it when a commit or abort
-// comes with a runtime handle already freed (e.g. from inside the daemon's
-// own code), so the host is not left locked and its Close hook still runs.
-// The lease counts as a failed process. A live runtime's ticket is left
-// alone (false).
+// AbortOrphanLease ends lease ticket if its runtime is shutting down and
+// its host has left the registry (Shutdown drops every host before it
+// returns), without knowing the runtime: the C ABI calls it when a commit or
+// abort comes with a runtime handle already freed (e.g. from inside the
+// daemon's own code), so the host is not left locked and its Close hook
+// still runs. The lease counts as a failed process. A live runtime's ticket
+// is left alone (false).
 func AbortOrphanLease(ticket uint64) bool {
-	leaseTab.Lock()
-	ref, ok := leaseTab.m[ticket]
-	ok = ok && ref.rt.State() == StateShuttingDown
+	orphans.Lock()
+	ref, ok := orphans.m[ticket]
+	ok = ok && ref.rt.State() == StateShuttingDown && ref.h.ls.live.CompareAndSwap(ticket, 0)
 	if ok {
-		delete(leaseTab.m, ticket)
+		delete(orphans.m, ticket)
 	}
-	leaseTab.Unlock()
+	orphans.Unlock()
 	if !ok {
 		return false
 	}

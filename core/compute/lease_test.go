@@ -383,6 +383,152 @@ func TestLeaseObserversGetACopy(t *testing.T) {
 	assert.Equal(t, causal.Link{Origin: 9, Sequence: 4}, seen[0].Link)
 }
 
+// orphanCount is the number of entries in the orphans table.
+func orphanCount() int {
+	orphans.Lock()
+	defer orphans.Unlock()
+	return len(orphans.m)
+}
+
+func TestLeaseOfStoppedHostEndsByTicketBesideItsSuccessor(t *testing.T) {
+	rt, _, _ := readyRuntime(t)
+	kp := newKeypair(t)
+	h, err := rt.Spawn(bg, "counter", kp, DaemonConfig{})
+	require.NoError(t, err)
+	o := h.OriginHash()
+	old, ok := rt.LookupHost(o)
+	require.True(t, ok)
+	l, err := rt.DeliverBegin(o, inputEvent(1, 1, nil), nil)
+	require.NoError(t, err)
+	require.NoError(t, rt.Stop(bg, o))
+	// the same origin again: a new host, its own leases
+	_, err = rt.Spawn(bg, "counter", kp, DaemonConfig{})
+	require.NoError(t, err)
+	cur, ok := rt.LookupHost(o)
+	require.True(t, ok)
+	require.NotSame(t, old, cur)
+	l2, err := rt.DeliverBegin(o, inputEvent(1, 1, nil), nil)
+	require.NoError(t, err)
+	assert.NotEqual(t, l.Ticket, l2.Ticket)
+
+	// each ticket ends its own host's lease, once
+	_, err = rt.DeliverCommit(nil, o, l.Ticket, [][]byte{[]byte("old")})
+	require.NoError(t, err)
+	assert.Equal(t, Stats{EventsProcessed: 1, EventsEmitted: 1}, old.Stats())
+	assert.Equal(t, Stats{}, cur.Stats(), "the successor's lease is untouched")
+	assert.ErrorIs(t, rt.DeliverAbort(o, l.Ticket), ErrInvalidArgument)
+	require.NoError(t, rt.DeliverAbort(o, l2.Ticket))
+	assert.Equal(t, Stats{Errors: 1}, cur.Stats())
+	assert.Equal(t, Stats{EventsProcessed: 1, EventsEmitted: 1}, old.Stats())
+	assert.Zero(t, orphanCount(), "no entry outlives its lease")
+}
+
+func TestLeaseEndsRaceExactlyOneWins(t *testing.T) {
+	rt, _, _ := readyRuntime(t)
+	for round := range 200 {
+		h, err := rt.Spawn(bg, "counter", newKeypair(t), DaemonConfig{})
+		require.NoError(t, err)
+		o := h.OriginHash()
+		host, _ := rt.LookupHost(o)
+		l, err := rt.DeliverBegin(o, inputEvent(1, 1, nil), nil)
+		require.NoError(t, err)
+		var wins atomic.Int32
+		var wg sync.WaitGroup
+		for g := range 4 {
+			wg.Go(func() {
+				var err error
+				if g%2 == 0 {
+					_, err = rt.DeliverCommit(nil, o, l.Ticket, [][]byte{[]byte("x")})
+				} else {
+					err = rt.DeliverAbort(o, l.Ticket)
+				}
+				if err == nil {
+					wins.Add(1)
+				} else {
+					assert.ErrorIs(t, err, ErrInvalidArgument)
+				}
+			})
+		}
+		if round%2 == 1 { // half the rounds: the host leaves the registry meanwhile
+			wg.Go(func() { assert.NoError(t, rt.Stop(bg, o)) })
+		}
+		wg.Wait()
+		require.Equal(t, int32(1), wins.Load(), "round %d", round)
+		s := host.Stats()
+		assert.Equal(t, uint64(1), s.EventsProcessed+s.Errors, "round %d: ended once", round)
+		require.True(t, host.mu.TryLock(), "round %d: released", round)
+		host.mu.Unlock()
+		if round%2 == 0 {
+			require.NoError(t, rt.Stop(bg, o))
+		}
+	}
+	assert.Zero(t, orphanCount())
+}
+
+// A begin racing the host's removal: whatever the order, a granted lease
+// ends by its ticket and leaves no table entry behind.
+func TestLeaseBeginRacingStop(t *testing.T) {
+	rt, _, _ := readyRuntime(t)
+	granted := 0
+	for round := range 300 {
+		h, err := rt.Spawn(bg, "counter", newKeypair(t), DaemonConfig{})
+		require.NoError(t, err)
+		o := h.OriginHash()
+		var l Lease
+		var berr error
+		var wg sync.WaitGroup
+		wg.Go(func() { l, berr = rt.DeliverBegin(o, inputEvent(1, 1, nil), nil) })
+		wg.Go(func() { assert.NoError(t, rt.Stop(bg, o)) })
+		wg.Wait()
+		if berr != nil {
+			assert.ErrorIs(t, berr, ErrDaemonNotFound, "round %d", round)
+			continue
+		}
+		granted++
+		_, err = rt.DeliverCommit(nil, o, l.Ticket, nil)
+		require.NoError(t, err, "round %d: a lease granted beside a stop still commits", round)
+	}
+	t.Logf("%d of 300 begins granted", granted)
+	assert.Zero(t, orphanCount())
+}
+
+func TestLeaseOfHostSharedByTwoRuntimes(t *testing.T) {
+	rt, _, net := readyRuntime(t)
+	other := secondRuntime(t, net)
+	h, err := rt.Spawn(bg, "counter", newKeypair(t), DaemonConfig{})
+	require.NoError(t, err)
+	o := h.OriginHash()
+	host, _ := rt.LookupHost(o)
+	require.NoError(t, other.InsertHost(host))
+	l, err := rt.DeliverBegin(o, inputEvent(1, 1, nil), nil)
+	require.NoError(t, err)
+	_, err = other.DeliverCommit(nil, o, l.Ticket, nil)
+	assert.ErrorIs(t, err, ErrInvalidArgument, "granted by rt, not by other")
+	assert.ErrorIs(t, other.DeliverAbort(o, l.Ticket), ErrInvalidArgument)
+	_, err = rt.DeliverCommit(nil, o, l.Ticket, nil)
+	require.NoError(t, err)
+	assert.Equal(t, Stats{EventsProcessed: 1}, host.Stats())
+	require.True(t, other.RemoveHost(host))
+}
+
+func TestAbortOrphanLeaseLeavesNoEntry(t *testing.T) {
+	rt, _, _ := readyRuntime(t)
+	var tickets []uint64
+	for range 3 {
+		h, err := rt.Spawn(bg, "counter", newKeypair(t), DaemonConfig{})
+		require.NoError(t, err)
+		l, err := rt.DeliverBegin(h.OriginHash(), inputEvent(1, 1, nil), nil)
+		require.NoError(t, err)
+		tickets = append(tickets, l.Ticket)
+	}
+	require.NoError(t, rt.Shutdown(bg))
+	assert.Equal(t, 3, orphanCount())
+	for _, tk := range tickets {
+		assert.True(t, AbortOrphanLease(tk))
+	}
+	assert.Zero(t, orphanCount())
+}
+
 // BenchmarkLeaseEcho64: host-driven delivery of a 64-byte event whose one
 // output is the host's own (DeliverBegin + DeliverCommit, the daemon not
 // called by the runtime), next to BenchmarkDeliverEcho64Append.

@@ -26,7 +26,8 @@ func (e *FactoryEntry) IsPlaceholder() bool { return e.Keypair == nil }
 // distinct keys) to live hosts, to factory entries, and to the node a daemon
 // moved to after it left (a tombstone answering daemon-moved). Removals
 // take the exact pointer they expect, so a rollback never drops an entry
-// somebody else registered for the same origin.
+// somebody else registered for the same origin. A host is told it is
+// leaving (DaemonHost.leaving, for its lease) before it leaves hosts.
 //
 // Host lookups are served without the lock when they hit last, the host of
 // the latest locked lookup: gen changes (under mu) with every change of the
@@ -138,6 +139,7 @@ func (r *registry) removeHost(h *DaemonHost) bool {
 	if r.hosts[h.origin] != h {
 		return false
 	}
+	h.leaving()
 	delete(r.hosts, h.origin)
 	r.changedLocked()
 	if node, ok := h.MovedTo(); ok {
@@ -184,6 +186,7 @@ func (r *registry) removeOrigin(origin uint64) (*DaemonHost, bool) {
 	if h == nil {
 		return nil, false
 	}
+	h.leaving()
 	delete(r.hosts, origin)
 	r.changedLocked()
 	delete(r.factories, origin)
@@ -197,6 +200,7 @@ func (r *registry) clear() []*DaemonHost {
 	defer r.mu.Unlock()
 	hs := make([]*DaemonHost, 0, len(r.hosts))
 	for _, h := range r.hosts {
+		h.leaving()
 		hs = append(hs, h)
 	}
 	clear(r.hosts)
