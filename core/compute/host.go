@@ -58,18 +58,52 @@ const MaxBufferedEvents = 1_000_000
 type DaemonHost struct {
 	_ [64]byte // per-delivery fields share no line with a neighbour object
 
-	// Immutable after construction.
-	origin uint64
-	kp     *identity.Keypair
-	cfg    DaemonConfig
-	name   string
-	reqs   []string
+	// The fields a delivery touches come first, packed into three cache
+	// lines (a host-driven delivery runs cold between host-language code,
+	// where every line it touches costs a miss). Line 1: lookup and lock.
+	origin uint64                      // immutable
+	seen   atomic.Uint64               // a registry generation it was registered at (registry.host)
+	closed atomic.Bool                 // readable without mu
+	phase  atomic.Uint32               // readable without mu, written under mu
+	mu     sync.Mutex                  // see above
+	daemon Daemon                      // under mu
+	chain  *causal.Chain               // under mu
+	clock  atomic.Pointer[coarseClock] // the runtime's clock once registered
 
-	// Readable without mu; phase, movedTo and stats are written under mu.
-	closed  atomic.Bool
-	phase   atomic.Uint32
-	movedTo atomic.Uint64
-	stats   struct{ processed, emitted, errors, snapshots hostCounter } // written under mu
+	// Line 2 (under mu, except leaseGone): input horizon and output stamps.
+	horizon causal.Horizon
+	bloom   uint64 // == horizon.Encode(), kept incrementally
+	// lastStamp is the latest output ReceivedAt: stamps never go
+	// backwards, whatever the clock does.
+	lastStamp uint64
+	cfg       DaemonConfig // immutable
+	// hlen is horizon.Len() when bloom was last extended, truncated: the
+	// horizon only grows, by at most one origin per observation, so the
+	// low 16 bits still show every change.
+	hlen       uint16
+	leaseEvSet bool        // see leaseEv
+	leaseGone  atomic.Bool // see leaseState (lease.go)
+
+	// Line 3: stats (readable without mu, written under mu) and the live
+	// host-driven delivery lease (lease.go).
+	stats struct{ processed, emitted, errors, snapshots hostCounter }
+	ls    leaseState
+
+	lender Lender // daemon as a Lender, nil if it is not one
+	// scratch (under mu) holds the outputs handed to a DeliverVisit visitor.
+	scratch []causal.Event
+	// closeDone is set (under mu) once the daemon's Close hook has run.
+	closeDone bool
+	// leaseEv (under mu, by the lease holder) is a lease's input, kept for
+	// observers when there were any at its begin (leaseEvSet).
+	leaseEv causal.Event
+
+	// Immutable after construction.
+	kp   *identity.Keypair
+	name string
+	reqs []string
+
+	movedTo atomic.Uint64 // readable without mu, written under mu
 	latest  atomic.Pointer[causal.Snapshot]
 
 	ledger struct {
@@ -77,27 +111,8 @@ type DaemonHost struct {
 		b []causal.Binding
 	}
 
-	mu      sync.Mutex
-	daemon  Daemon
-	chain   *causal.Chain
-	horizon causal.Horizon
-	hlen    int      // horizon.Len() when bloom was last extended
-	bloom   uint64   // == horizon.Encode(), kept incrementally
-	mq      migQueue // migration queue and its admission rules (migration_hooks.go)
-	// closeDone is set (under mu) once the daemon's Close hook has run.
-	closeDone bool
-	// lastStamp (under mu) is the latest output ReceivedAt: stamps never go
-	// backwards, whatever the clock does.
-	lastStamp uint64
-	// scratch (under mu) holds the outputs handed to a DeliverVisit visitor.
-	scratch []causal.Event
-	// ls (under mu) is the live host-driven delivery lease (lease.go).
-	ls leaseState
-
-	lender Lender                      // daemon as a Lender, nil if it is not one
-	clock  atomic.Pointer[coarseClock] // the runtime's clock once registered
-	seen   atomic.Uint64               // a registry generation it was registered at (registry.host)
-	_      [64]byte
+	mq migQueue // migration queue and its admission rules (migration_hooks.go), under mu
+	_  [64]byte
 }
 
 // Lender is optionally implemented by a Daemon that can lend its outputs
@@ -448,7 +463,7 @@ func (h *DaemonHost) processVisitLocked(dst []causal.Event, ev *causal.Event, vi
 // every processing, deliver's and a lease's).
 func (h *DaemonHost) observeLocked(origin, seq uint64) {
 	h.horizon.Observe(origin, seq)
-	if n := h.horizon.Len(); n != h.hlen {
+	if n := uint16(h.horizon.Len()); n != h.hlen {
 		h.hlen = n
 		h.bloom |= causal.BloomBits(origin)
 	}

@@ -35,7 +35,11 @@ type Lease struct {
 	Daemon Daemon
 }
 
-// leaseState is the live lease of a host.
+// leaseState is the live lease of a host (its hot words; the host's
+// leaseGone and leaseEv belong to it too).
+//
+// leaseGone is set once the host left a registry (sticky): from then on a
+// live lease is also entered in orphans.
 type leaseState struct {
 	// live is the live lease's ticket (0: none): stored by DeliverBeginBy
 	// under mu, swapped back to 0 by the one end that wins (takeLease).
@@ -43,27 +47,41 @@ type leaseState struct {
 	// by is the runtime that granted the live lease (written under mu
 	// before live, so it is stable while live holds the ticket).
 	by atomic.Pointer[Runtime]
-	// gone is set once the host left a registry (sticky): from then on a
-	// live lease is also entered in orphans.
-	gone atomic.Bool
-	// ev (under mu, by the lease holder) is the input, for observers; its
-	// payload is copied only if there were any at begin.
-	ev causal.Event
 	// holder is the caller-chosen id of the thread that began the live
-	// lease (0: none or not given). Written by the holder under mu, read
-	// without it by DeliverBeginBy and LeaseHeldBy: only the holding thread
-	// can find its own id there, so a stale read never refuses anyone else.
+	// lease (0: not given), meaningful only while live is nonzero. It is
+	// written, before live, by DeliverBeginBy under mu only when it
+	// changes (a thread delivering again stores nothing), and read without
+	// mu after live: only the holding thread can find its own id there
+	// while a lease is live, so a stale read never refuses anyone else.
 	holder atomic.Uint64
+	// next (under mu) is the next ticket of the host's current block
+	// (0: take a new block).
+	next uint64
 }
 
-// clear resets the live lease (under mu, by the lease holder, once live
-// is 0).
-func (l *leaseState) clear() {
-	if l.ev.Payload != nil {
-		l.ev.Payload = nil // the input's copy is not kept alive
+// Tickets are handed out in blocks of ticketBlock: a host takes a block
+// from leaseSeq (one shared atomic add per ticketBlock leases) and hands
+// out its tickets in order. Blocks are disjoint and block 0 is never
+// taken, so a ticket is never 0 and never issued twice in the process.
+const ticketBlock = 1 << 10
+
+// nextTicketLocked issues the host's next ticket (under mu).
+func (h *DaemonHost) nextTicketLocked() uint64 {
+	t := h.ls.next
+	if t == 0 {
+		t = leaseSeq.Add(1) * ticketBlock
 	}
-	if l.holder.Load() != 0 {
-		l.holder.Store(0)
+	h.ls.next = t + 1
+	if h.ls.next%ticketBlock == 0 {
+		h.ls.next = 0
+	}
+	return t
+}
+
+// endLeaseLocked resets what the lease holder kept (under mu, once live is 0).
+func (h *DaemonHost) endLeaseLocked() {
+	if h.leaseEvSet {
+		h.leaseEvSet, h.leaseEv = false, causal.Event{} // the input's copy is not kept alive
 	}
 }
 
@@ -73,7 +91,7 @@ type leaseRef struct {
 }
 
 var (
-	leaseSeq atomic.Uint64 // last ticket handed out
+	leaseSeq atomic.Uint64 // last ticket block taken
 	// orphans maps the live tickets of hosts that left their registry to
 	// the host and the runtime that granted the lease. An entry exists only
 	// while its ticket is live: it is added under the lock only if the
@@ -98,10 +116,10 @@ func orphanLease(h *DaemonHost, t uint64) {
 
 // leaving is called by a registry before h leaves it (the lookup may still
 // find h until then). With DeliverBeginBy's store of live before its load
-// of gone, at least one of the two sees the other: a lease begun on a host
+// of leaseGone, at least one of the two sees the other: a lease begun on a host
 // that is leaving is always entered in orphans.
 func (h *DaemonHost) leaving() {
-	h.ls.gone.Store(true)
+	h.leaseGone.Store(true)
 	if t := h.ls.live.Load(); t != 0 {
 		orphanLease(h, t)
 	}
@@ -117,7 +135,7 @@ func errSelfLease(origin uint64) error {
 // thread would wait on themselves.
 func (r *Runtime) LeaseHeldBy(origin, thread uint64) bool {
 	h := r.reg.host(origin)
-	return thread != 0 && h != nil && h.ls.holder.Load() == thread
+	return thread != 0 && h != nil && h.ls.live.Load() != 0 && h.ls.holder.Load() == thread
 }
 
 func errBadTicket(why string) error {
@@ -150,7 +168,7 @@ func (r *Runtime) DeliverBeginBy(origin uint64, ev causal.Event, thread uint64, 
 	if h == nil {
 		return Lease{}, r.missing(origin)
 	}
-	if thread != 0 && h.ls.holder.Load() == thread {
+	if thread != 0 && h.ls.live.Load() != 0 && h.ls.holder.Load() == thread {
 		return Lease{}, errSelfLease(origin)
 	}
 	h.mu.Lock()
@@ -160,26 +178,29 @@ func (r *Runtime) DeliverBeginBy(origin uint64, ev causal.Event, thread uint64, 
 			return Lease{}, err
 		}
 	}
-	if queued, err := h.admitLocked(&ev); err != nil || queued {
-		h.unlock()
-		return Lease{}, err
+	if h.closed.Load() || HostPhase(h.phase.Load()) != PhaseNormal {
+		if queued, err := h.admitLocked(&ev); err != nil || queued {
+			h.unlock()
+			return Lease{}, err
+		}
 	}
 	h.observeLocked(ev.Link.Origin, ev.Link.Sequence)
+	// The input is kept for the observers registered now; one registered
+	// during the lease does not see this delivery (it began before).
 	if m := r.observers.m.Load(); m != nil && len((*m)[origin]) > 0 {
-		ev.Payload = slices.Clone(ev.Payload)
-	} else {
-		ev.Payload = nil
+		h.leaseEv = ev
+		h.leaseEv.Payload = slices.Clone(ev.Payload)
+		h.leaseEvSet = true
 	}
-	t := leaseSeq.Add(1)
-	h.ls.ev = ev
+	t := h.nextTicketLocked()
 	if h.ls.by.Load() != r {
 		h.ls.by.Store(r)
 	}
-	h.ls.live.Store(t)
-	if thread != 0 {
+	if h.ls.holder.Load() != thread {
 		h.ls.holder.Store(thread)
 	}
-	if h.ls.gone.Load() {
+	h.ls.live.Store(t)
+	if h.leaseGone.Load() {
 		orphanLease(h, t)
 	}
 	return Lease{Ticket: t, Daemon: h.daemon}, nil
@@ -200,7 +221,7 @@ func (r *Runtime) takeLease(origin, ticket uint64) (*DaemonHost, error) {
 		if !h.ls.live.CompareAndSwap(ticket, 0) {
 			return nil, errNotLive // another end won
 		}
-		if h.ls.gone.Load() {
+		if h.leaseGone.Load() {
 			orphans.Lock()
 			delete(orphans.m, ticket)
 			orphans.Unlock()
@@ -245,12 +266,16 @@ func (r *Runtime) DeliverCommit(dst []causal.Event, origin, ticket uint64, outs 
 	if err != nil {
 		return dst, err
 	}
-	ev := h.ls.ev
-	h.ls.clear()
+	var ev causal.Event
+	fire := h.leaseEvSet
+	if fire {
+		ev = h.leaseEv
+		h.endLeaseLocked()
+	}
 	dst, err = h.commitLocked(dst, outs)
 	h.unlock()
-	if err == nil {
-		r.fireObservers(origin, ev)
+	if err == nil && fire {
+		r.fireObserversOf(origin, &ev)
 	}
 	return dst, err
 }
@@ -263,7 +288,7 @@ func (r *Runtime) DeliverAbort(origin, ticket uint64) error {
 	if err != nil {
 		return err
 	}
-	h.ls.clear()
+	h.endLeaseLocked()
 	h.stats.errors.Add(1)
 	h.unlock()
 	return nil
@@ -288,7 +313,7 @@ func AbortOrphanLease(ticket uint64) bool {
 		return false
 	}
 	h := ref.h
-	h.ls.clear()
+	h.endLeaseLocked()
 	h.stats.errors.Add(1)
 	h.unlock()
 	return true
