@@ -946,6 +946,125 @@ int net_mesh_runtime_deliver_commit_block(net_mesh_delivery *d);
 int net_mesh_runtime_deliver_held_by(net_mesh_runtime *rt, uint64_t origin, uint64_t thread,
                                      int *held);
 
+/* ------------------------------------------------------------------ */
+/* Support for the Python binding: CPython objects by address          */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Not for general use: the Python package (bindings/python) calls these so
+ * that a deliver does not pack the event and the outputs in Python. The
+ * library reads the binding's CPython objects in place, by address, then
+ * runs net_mesh_runtime_deliver_begin_block / _commit_block. It only reads:
+ * no reference count is changed, no object made, no Python code called.
+ *
+ * Safety contract:
+ *  - Every object is checked by exact type-pointer equality with a type the
+ *    binding configured before anything but its type pointer is read; a NULL
+ *    address, another type (a subclass, bool for int, bytearray or memoryview
+ *    for bytes, a tuple for the outputs list, ...), or a value out of range
+ *    is "not decodable": NET_MESH_PYOBJ_UNDECODABLE (a positive status, the
+ *    one exception to the negative-status convention) with NOTHING changed —
+ *    no block field written, no lease begun or ended — and the binding does
+ *    the same work on its general path.
+ *  - The caller keeps every object it names alive for the whole call.
+ *  - A begin reads a tuple, ints and a bytes object, all immutable, so it may
+ *    run without the GIL (the binding releases it: begin may wait for
+ *    another thread's lease). The outputs list is mutable: it is read only by
+ *    the commit, which the caller makes with the GIL held.
+ *  - The layout given to net_mesh_pyobj_configure must be the running
+ *    interpreter's; the binding checks it once per process by decoding sample
+ *    objects (net_mesh_pyobj_decode_event / _outputs) and comparing with
+ *    Python's own values, and uses none of this when anything differs.
+ */
+
+/* The status of a pyobj call whose objects are not decodable (see above). */
+#define NET_MESH_PYOBJ_UNDECODABLE 1
+
+/* net_mesh_pyobj_config.long_layout: how an int's digit count is stored. */
+#define NET_MESH_PYLONG_SIZE 1 /* CPython <= 3.11: ob_size, a signed digit count */
+#define NET_MESH_PYLONG_TAG 2  /* CPython >= 3.12: lv_tag, digits << 3 | sign (0 +, 1 zero, 2 -) */
+
+/* Addresses and offsets of the running interpreter. Offsets are in bytes
+ * from an object's address (its id() on CPython). */
+typedef struct net_mesh_pyobj_config {
+    uint64_t size;        /* sizeof(net_mesh_pyobj_config) (or larger) */
+    uint64_t event_type;  /* the CausalEvent class: a tuple subclass of 6 fields */
+    uint64_t int_type;    /* int */
+    uint64_t bytes_type;  /* bytes */
+    uint64_t list_type;   /* list */
+    uint64_t none;        /* None */
+    uint64_t type_offset; /* of ob_type in every object */
+    uint64_t size_offset; /* of ob_size in a tuple, list and bytes object */
+    uint64_t tuple_items; /* of the first item pointer of a tuple */
+    uint64_t list_items;  /* of a list's pointer to its item array */
+    uint64_t bytes_data;  /* of a bytes object's first byte */
+    uint64_t long_tag;    /* of an int's ob_size (3.11) or lv_tag (3.12+) */
+    uint64_t long_digits; /* of an int's first (least significant) digit */
+    uint32_t long_layout; /* NET_MESH_PYLONG_SIZE or NET_MESH_PYLONG_TAG */
+    uint32_t digit_bits;  /* bits per digit: 30 (digit_size 4) or 15 (digit_size 2) */
+    uint32_t digit_size;  /* bytes per digit */
+    uint32_t reserved_;   /* 0 */
+} net_mesh_pyobj_config;
+
+/*
+ * Set the process's layout, once: a second call with the same values is a
+ * no-op, with other values _INVALID_ARGUMENT (one interpreter layout per
+ * process). Until it succeeds every decode is not decodable.
+ * Returns NET_MESH_OK, _INVALID_ARGUMENT (NULL cfg, cfg->size too small, a
+ * zero type address, an unaligned or implausible offset, an unknown layout,
+ * other digit sizes, already configured differently).
+ */
+int net_mesh_pyobj_configure(const net_mesh_pyobj_config *cfg);
+
+/*
+ * A net_mesh_delivery followed by the addresses of the two objects the pyobj
+ * calls read. d.size must be sizeof(net_mesh_pydelivery) (or larger); d.rt
+ * and d.origin are the host's as for the block calls; the other fields of d
+ * are written by the pyobj calls and read back as documented for
+ * net_mesh_delivery (ticket, daemon_user_data, meta1).
+ */
+typedef struct net_mesh_pydelivery {
+    net_mesh_delivery d;
+    uint64_t event;   /* in: begin: address of a CausalEvent */
+    uint64_t outputs; /* in: commit: address of what process returned */
+} net_mesh_pydelivery;
+
+/*
+ * Decode p->event into p->d.event (the payload borrowed from the bytes
+ * object) and set p->d.thread to the calling thread (pthread_self(), which
+ * is threading.get_ident() on CPython). Decodable: exactly a CausalEvent of
+ * exactly 6 items, origin_hash, sequence, parent_hash, horizon and
+ * received_at exact ints in [0, 2^64), payload exactly bytes.
+ * Returns NET_MESH_OK, NET_MESH_PYOBJ_UNDECODABLE (nothing written),
+ * _INVALID_ARGUMENT (NULL p or p->d.size too small).
+ */
+int net_mesh_pyobj_decode_event(net_mesh_pydelivery *p);
+
+/*
+ * Decode p->outputs into p->d.n_outputs / data / data_len: None or an empty
+ * list, no outputs; a list of exactly one item that is exactly bytes, that
+ * one output (borrowed). Make this call with the GIL held.
+ * Returns NET_MESH_OK, NET_MESH_PYOBJ_UNDECODABLE (anything else, e.g. two
+ * outputs, a tuple, a bytearray item: nothing written), _INVALID_ARGUMENT
+ * (NULL p or p->d.size too small).
+ */
+int net_mesh_pyobj_decode_outputs(net_mesh_pydelivery *p);
+
+/*
+ * net_mesh_pyobj_decode_event, then net_mesh_runtime_deliver_begin_block(&p->d).
+ * Returns NET_MESH_PYOBJ_UNDECODABLE (no lease begun, nothing written) or
+ * what decode or begin_block returns.
+ */
+int net_mesh_pyobj_deliver_begin(net_mesh_pydelivery *p);
+
+/*
+ * net_mesh_pyobj_decode_outputs, then net_mesh_runtime_deliver_commit_block(&p->d)
+ * (made with the GIL held). Returns NET_MESH_PYOBJ_UNDECODABLE (the lease is
+ * untouched: still open, to be committed or aborted by the caller) or what
+ * decode or commit_block returns.
+ */
+int net_mesh_pyobj_deliver_commit(net_mesh_pydelivery *p);
+
 /* One entry of a daemon's subscription ledger. */
 typedef struct net_mesh_subscription {
     uint64_t publisher;

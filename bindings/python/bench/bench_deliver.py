@@ -4,9 +4,12 @@
 The floor, measured in the same run: net_mesh_callback_probe with an empty
 Python callback, i.e. one ctypes call into the library plus one callback back
 into Python on the calling thread. Goal: deliver into an echo daemon <= 3x
-floor. deliver is host-driven (deliver_begin_block, process() as a plain
-Python call, deliver_commit_block: two one-argument ctypes calls, no callback); the split rows measure
-its parts, and the previous callback path, in the same rounds.
+floor. deliver is host-driven and the library reads the Python objects itself
+(net_mesh_pyobj_deliver_begin with id(event), process() as a plain Python
+call, net_mesh_pyobj_deliver_commit with id(outputs): two one-argument ctypes
+calls, no callback); the same deliver without that (NET_MESH_PYOBJ=0), the
+split rows (its parts) and the previous callback path are measured in the
+same rounds.
 
 Also measured: a callback on a library thread (net_mesh_runtime_submit ->
 empty Python callback), the per-event overhead when the runtime calls Python
@@ -29,7 +32,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import net_mesh as nm  # noqa: E402
-from net_mesh import _daemon, _ffi  # noqa: E402
+from net_mesh import _daemon, _ffi, _pyobj  # noqa: E402
 
 
 class Echo(nm.MeshDaemon):
@@ -162,11 +165,18 @@ def main() -> int:
 
     node = nm.Node(psk=b"\x42" * 32)
     rt = nm.DaemonRuntime(node)
-    rt.register_factory("echo", Echo)
-    rt.register_factory("sink", Sink)
-    rt.start()
+    # the same runtime set-up without deliver's fast path (NET_MESH_PYOBJ=0:
+    # the event and the outputs packed in Python), for the A/B row
+    os.environ[_pyobj.ENV] = "0"
+    rt_py = nm.DaemonRuntime(node)
+    del os.environ[_pyobj.ENV]
+    for r in (rt, rt_py):
+        r.register_factory("echo", Echo)
+        r.register_factory("sink", Sink)
+        r.start()
     echo = rt.spawn("echo", nm.Identity.generate()).origin_hash
     sink = rt.spawn("sink", nm.Identity.generate()).origin_hash
+    echo_py = rt_py.spawn("echo", nm.Identity.generate()).origin_hash
     payload = bytes(64)
 
     def deliver_echo(k):
@@ -179,27 +189,36 @@ def main() -> int:
         for i in range(k):
             d(sink, nm.CausalEvent(1, i + 1, payload))
 
+    def deliver_echo_py(k):
+        d = rt_py.deliver
+        for i in range(k):
+            d(echo_py, nm.CausalEvent(1, i + 1, payload))
+
     import ctypes
     from net_mesh import _runtime
 
-    # split of the host-driven path: the two foreign calls deliver makes
-    # (deliver_begin_block, deliver_commit_block: one argument each, a
-    # net_mesh_delivery) with a prefilled block and no daemon call; with no
-    # output, and with one 64-byte output as echo commits
+    # split of deliver: its two foreign calls with no daemon call and one
+    # 64-byte output as echo commits. pyobj: what deliver calls (the library
+    # reads the event and the outputs list by address); block: the same
+    # lease with a block prefilled in Python (the difference is the decoding)
+    ev0, outs0 = nm.CausalEvent(1, 1, payload), [payload]
+    pw, parg = _runtime._new_block(rt._ptr)
+    pw[2], pw[_pyobj.W_EVENT], pw[_pyobj.W_OUTPUTS] = sink, id(ev0), id(outs0)
+    pbegin, pcommit = rt._begin, rt._commit
+
+    def lease_pyobj(k):
+        for _ in range(k):
+            pbegin(parg)
+            pcommit(parg)
+
     buf, barg = _runtime._new_block(rt._ptr)
     _runtime._pack_begin(buf, _runtime._D_ORIGIN, sink, 1, 0, 1, 0, _daemon.bytes_address(payload),
                          len(payload), 0, threading.get_ident())
-    begin, commit = rt._begin, rt._commit
+    buf[_runtime._W_N:_runtime._W_N + 3] = memoryview(
+        struct.pack("=3Q", 1, _daemon.bytes_address(payload), len(payload))).cast("Q")
+    begin, commit = rt._begin_block, rt._commit_block
 
-    def lease_bare(k):
-        buf[_runtime._W_N] = 0
-        for _ in range(k):
-            begin(barg)
-            commit(barg)
-
-    def lease_bare_rec(k):
-        buf[_runtime._W_N:_runtime._W_N + 3] = memoryview(
-            struct.pack("=3Q", 1, _daemon.bytes_address(payload), len(payload))).cast("Q")
+    def lease_block(k):
         for _ in range(k):
             begin(barg)
             commit(barg)
@@ -227,16 +246,17 @@ def main() -> int:
     fw, farg = _runtime._new_block(rt._ptr)
     fw[_runtime._D_ORIGIN // 8:_runtime._D_ORIGIN // 8 + 9] = memoryview(
         struct.pack("=9Q", echo, 1, 0, 1, 0, 0, 0, 0, threading.get_ident())).cast("Q")
-    assert rt._begin(farg) == 0 and fw[_runtime._W_TICKET]
+    assert rt._begin_block(farg) == 0 and fw[_runtime._W_TICKET]
     fud, ft = fw[_runtime._W_TICKET + 1], fw[_runtime._W_TICKET]
     assert rt._abort(rt._ptr_arg, _daemon.word_arg(echo), _daemon.word_arg(ft), None) == 0
     fw[_runtime._W_TICKET], fw[_runtime._W_TICKET + 1] = 1, fud
     fake._blocks = [(fw, farg)]
     fake._bpop, fake._bpush = fake._blocks.pop, fake._blocks.append
     fake._begin = fake._commit = operator.not_
+    fake_deliver = _runtime._fast_deliver(fake)
 
     def binding_python(k):
-        d = fake.deliver
+        d = fake_deliver
         for i in range(k):
             d(echo, nm.CausalEvent(1, i + 1, payload))
 
@@ -288,28 +308,37 @@ def main() -> int:
                     time.sleep(0.0005)
         done.wait(60)
 
-    empty_call(1000); floor(1000); deliver_echo(1000)  # warm up
+    empty_call(1000); floor(1000); deliver_echo(1000); deliver_echo_py(1000)  # warm up
+    # (key, row name, function); the keys name the rows the summary uses
     cases = [
-        ("empty ctypes call into the library", empty_call),
-        ("floor: net_mesh_callback_probe + empty Python callback (table lookup)", floor),
-        ("floor, raw: net_mesh_callback_probe + empty CFUNCTYPE", floor_raw),
-        ("deliver 64 B into Python echo daemon (1 output)", deliver_echo),
-        ("deliver 64 B into Python daemon, no outputs", deliver_sink),
-        ("split: deliver_begin_block + deliver_commit_block (prefilled block), no daemon call, no output", lease_bare),
-        ("split: deliver_begin_block + deliver_commit_block of one 64 B output (prefilled block)", lease_bare_rec),
-        ("split: the loop's own Python work: CausalEvent(...) + Echo.process() called directly", python_only),
-        ("split: deliver's own code with no-op library calls (warm), incl. the loop's Python", binding_python),
-        ("previous path: deliver through the process callback (deliver_into + ctypes callback), echo 64 B",
-         deliver_echo_callback),
-        ("previous path, split: ctypes deliver_into (prebuilt args) into an empty CFUNCTYPE process", deliver_bare),
+        ("empty", "empty ctypes call into the library", empty_call),
+        ("floor", "floor: net_mesh_callback_probe + empty Python callback (table lookup)", floor),
+        ("raw", "floor, raw: net_mesh_callback_probe + empty CFUNCTYPE", floor_raw),
+        ("echo", "deliver 64 B into Python echo daemon (1 output)", deliver_echo),
+        ("sink", "deliver 64 B into Python daemon, no outputs", deliver_sink),
+        ("echo_py", "deliver 64 B into Python echo daemon without the fast path (NET_MESH_PYOBJ=0: "
+         "event and outputs packed in Python)", deliver_echo_py),
+        ("pyobj", "split: pyobj_deliver_begin + pyobj_deliver_commit (the library reads the event and "
+         "[bytes]), no daemon call, one 64 B output", lease_pyobj),
+        ("block", "split: deliver_begin_block + deliver_commit_block (block prefilled in Python), "
+         "no daemon call, one 64 B output", lease_block),
+        ("loop", "split: the loop's own Python work: CausalEvent(...) + Echo.process() called directly",
+         python_only),
+        ("warm", "split: deliver's own code with no-op library calls (warm), incl. the loop's Python",
+         binding_python),
+        ("callback", "previous path: deliver through the process callback (deliver_into + ctypes callback), "
+         "echo 64 B", deliver_echo_callback),
+        ("bare", "previous path, split: ctypes deliver_into (prebuilt args) into an empty CFUNCTYPE process",
+         deliver_bare),
     ]
     # rounds alternate every case (same conditions for all); median of rounds
     per_round: "list[list[float]]" = [[] for _ in cases]
     for _ in range(5):
-        for i, (_, fn) in enumerate(cases):
+        for i, (_, _, fn) in enumerate(cases):
             per_round[i].append(best_ns(fn, n, 1))
-    rows = [(name, statistics.median(v)) for (name, _), v in zip(cases, per_round)]
+    rows = [(name, statistics.median(v)) for (_, name, _), v in zip(cases, per_round)]
     bests = [min(v) for v in per_round]  # the least loaded round of each case
+    med = {key: statistics.median(v) for (key, _, _), v in zip(cases, per_round)}
     sub = best_ns(submit_tasks, n // 4, 3)
     rows.append(("library-thread callback: submit + empty Python task (throughput)", sub))
     bests.append(sub)
@@ -319,8 +348,9 @@ def main() -> int:
     rows.append(("migration replay on a library thread: per queued 16 B event (100 queued), Python counter, 1 output to the sink; includes moving the queue",
                  replay))
     bests.append(replay)
-    floor_ns = rows[1][1]
+    floor_ns = med["floor"]
     rt.close()
+    rt_py.close()
     node.close()
     _daemon._finalize(key)
 
@@ -337,25 +367,26 @@ def main() -> int:
     ]
     for (name, v), b in zip(rows, bests):
         lines.append(f"| {name} | {v:.0f} | {v / floor_ns:.2f} | {b:.0f} | {b / bests[1]:.2f} |")
-    ratio = rows[3][1] / floor_ns
-    foreign = rows[6][1]
-    loop_py = rows[7][1]
+    echo_ns, foreign, loop_py, warm = med["echo"], med["pyobj"], med["loop"], med["warm"]
+    ratio = echo_ns / floor_ns
     best_ratio = bests[3] / bests[1]
     lines += ["", f"Goal: deliver into a Python echo daemon ≤ 3× floor — measured {ratio:.2f}× on medians, "
               f"{best_ratio:.2f}× on best rounds "
-              f"({'met' if ratio <= 3 else 'NOT met'}; 3× is {3 * floor_ns:.0f} ns).", "",
+              f"({'met' if ratio <= 3 else 'NOT met'}; 3× is {3 * floor_ns:.0f} ns). Without the fast path "
+              f"(same run): {med['echo_py']:.0f} ns ({med['echo_py'] / floor_ns:.2f}×).", "",
               "Where the echo time goes (differences of the rows above, same run):", "",
-              f"- the two foreign calls with the library's work (deliver_begin_block + deliver_commit_block "
-              f"of one output, prefilled block): {foreign:.0f} ns",
+              f"- the two foreign calls with the library's work, decoding the event and the one output "
+              f"included (pyobj begin + commit, no daemon call): {foreign:.0f} ns; the same lease with a "
+              f"block prefilled in Python: {med['block']:.0f} ns",
               f"- the benchmark loop's own Python (CausalEvent construction, the daemon's process()): "
               f"{loop_py:.0f} ns",
-              f"- the binding's Python around them (checks, event packing, lease bookkeeping, records, "
-              f"output event), incl. running colder after each Go call: {rows[3][1] - foreign - loop_py:.0f} ns",
-              f"  - of which the binding's Python alone, warm (no-op calls): {rows[8][1] - loop_py:.0f} ns; "
-              f"the rest, {rows[3][1] - foreign - rows[8][1]:.0f} ns, is the same code running slower "
+              f"- the binding's Python around them (checks, block words, lease bookkeeping, output event), "
+              f"incl. running colder after each Go call: {echo_ns - foreign - loop_py:.0f} ns",
+              f"  - of which the binding's Python alone, warm (no-op calls): {warm - loop_py:.0f} ns; "
+              f"the rest, {echo_ns - foreign - warm:.0f} ns, is the same code running slower "
               "right after a call into the Go runtime (caches, branch predictors)",
-              f"- previous path (process through a ctypes callback): {rows[9][1]:.0f} ns "
-              f"({rows[9][1] / floor_ns:.2f}×)", ""]
+              f"- previous path (process through a ctypes callback): {med['callback']:.0f} ns "
+              f"({med['callback'] / floor_ns:.2f}×)", ""]
     text = "\n".join(lines)
     print(text)
     if args.out:

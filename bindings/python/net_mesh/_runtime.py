@@ -12,9 +12,9 @@ import struct
 from ctypes import POINTER, c_char_p, c_int, c_size_t, c_uint32, c_uint64, c_void_p
 from typing import Any, Callable, Mapping, Optional, Union
 
-from . import _daemon, _ffi, _migration
+from . import _daemon, _ffi, _migration, _pyobj
 from ._daemon import CausalEvent, Event, EventIn, EventList, Factory
-from ._errors import BadHandleError, InvalidArgumentError, NetMeshError, ProcessFailedError, last_error
+from ._errors import BadHandleError, InvalidArgumentError, NetMeshError, ProcessFailedError, closed, last_error
 from ._handle import Handle
 from ._identity import Identity
 from ._migration import SINK_FN, _SINK, MigrationHandle, _SinkSlot, options, phase_name
@@ -266,12 +266,13 @@ _word_arg = _daemon.word_arg
 _cur = _daemon.CURRENT
 _MEM = _daemon.MEM
 
-# net_mesh_delivery (include/net_mesh.h), one block per delivery in flight:
-# a bytearray seen as 64-bit words (struct packs into it and single words
-# are read and written by index, both far cheaper than through ctypes)
-# whose address the library gets through one prebuilt argument. Word
-# indexes of its fields:
-_D_SIZE = 176
+# net_mesh_pydelivery (include/net_mesh.h), one block per delivery in flight:
+# a net_mesh_delivery (the block calls' argument) followed by the addresses
+# of the event and of the outputs (the pyobj calls'). A bytearray seen as
+# 64-bit words: single words are read and written by index and struct packs
+# into it, both far cheaper than through ctypes; the library gets its
+# address through one prebuilt argument. Word indexes of its fields:
+_D_SIZE = _pyobj.BLOCK_SIZE
 _D_ORIGIN = 16      # byte offset of origin, event (7 words), thread: what begin reads
 _W_TICKET = 11      # ticket, then daemon_user_data: what begin writes
 _W_N = 13           # n_outputs, data, data_len, meta, meta_cap: what commit reads
@@ -280,14 +281,162 @@ _pack_begin = struct.Struct("=9Q").pack_into
 
 
 def _new_block(rt_ptr: int) -> "tuple[memoryview, Any]":
-    """A fresh net_mesh_delivery for runtime rt_ptr: (words, call argument).
+    """A fresh net_mesh_pydelivery for runtime rt_ptr: (words, call argument).
     The argument (a cparam) keeps the ctypes view alive, which pins the
-    bytearray (it can no longer be resized, so its address stays valid).
-    A block at rest has n_outputs 1 (the common case: no write per call)."""
+    bytearray (it can no longer be resized, so its address stays valid)."""
     buf = bytearray(_D_SIZE)
     w = memoryview(buf).cast("Q")
-    w[0], w[1], w[_W_N] = _D_SIZE, rt_ptr, 1
+    w[0], w[1] = _D_SIZE, rt_ptr
     return w, ctypes.byref((ctypes.c_char * _D_SIZE).from_buffer(buf))
+
+
+def _lease_end(abort: Any, ptr_arg: Any, w: memoryview, origin_hash: int) -> None:
+    """Abort the lease block w still names, if any: a deliver interrupted
+    between begin and the end of the lease never leaves the daemon locked (a
+    stale ticket is refused harmlessly)."""
+    t = w[_W_TICKET]
+    if t:
+        w[_W_TICKET] = 0
+        abort(ptr_arg, _word_arg(origin_hash), _word_arg(t), b"interrupted")
+
+
+def _lease_failed(abort: Any, ptr_arg: Any, w: memoryview, origin_hash: int,
+                  e: BaseException) -> ProcessFailedError:
+    """End block w's lease as a failed process (process raised e, or its
+    outputs are not bytes) and return the error deliver raises."""
+    msg = f"net_mesh: process failed: {type(e).__name__}: {e}"
+    t = w[_W_TICKET]
+    w[_W_TICKET] = 0
+    abort(ptr_arg, _word_arg(origin_hash), _word_arg(t), msg.encode("utf-8", "replace")[:1000])
+    return ProcessFailedError(msg, kind="process-failed", code=_PROCESS_FAILED)
+
+
+def _other_outputs(w: memoryview, outs: Any) -> "tuple[Optional[bytes], list[bytes], Any]":
+    """Outputs other than None, [] or a list of one bytes object: the
+    normalised payloads, described in block w for commit. Returns (the only
+    payload or None, payloads, what must stay alive until commit returned)."""
+    if not outs:
+        w[_W_N] = 0
+        return None, [], ()
+    pays = [o if o.__class__ is bytes else _as_payload(o) for o in outs]
+    n = len(pays)
+    w[_W_N] = n
+    if n == 1:
+        o = pays[0]
+        w[14], w[15] = (id(o) + _OFF if o else 0), len(o)
+        return o, pays, ()
+    if not n:
+        return None, pays, ()
+    recs = b"".join([x for o in pays for x in (_pack_len(len(o)), o)])
+    meta = (c_uint64 * (4 * n))()
+    w[14], w[15], w[16], w[17] = id(recs) + _OFF, len(recs), ctypes.addressof(meta), 4 * n
+    return None, pays, (meta, recs)
+
+
+def _commit_other(commit_block: Any, abort: Any, ptr_arg: Any, w: memoryview, arg: Any,
+                  origin_hash: int, outs: Any) -> "list[CausalEvent]":
+    """Commit block w's open lease with outputs normalised in Python (any
+    iterable of bytes-like items) through deliver_commit_block. Outputs that
+    are not bytes end the lease as a failed process (ProcessFailedError)."""
+    try:
+        o, pays, meta = _other_outputs(w, outs)
+    except BaseException as e:
+        raise _lease_failed(abort, ptr_arg, w, origin_hash, e) from e
+    rc = commit_block(arg)
+    if rc:
+        raise last_error(rc)
+    if not pays:
+        return []
+    if len(pays) == 1:
+        return [_tnew(CausalEvent, (origin_hash, w[18], o, w[19], w[20], w[21]))]
+    mv = memoryview(meta[0]).cast("B").cast("Q")
+    return [_tnew(CausalEvent, (origin_hash, mv[4 * i], o, mv[4 * i + 1], mv[4 * i + 2], mv[4 * i + 3]))
+            for i, o in enumerate(pays)]
+
+
+def _fast_deliver(rt: "DaemonRuntime") -> Callable[[int, CausalEvent], "list[CausalEvent]"]:
+    """rt.deliver when the library reads the event and the outputs itself
+    (_pyobj): a closure over everything a call needs (cells, not attribute
+    lookups). It holds rt only weakly — rt keeps it, so a strong reference
+    would be a cycle and delay the runtime's release to the cyclic GC — and
+    reads rt's pointer through the cell rt._live shares with it."""
+    live, bpop, bpush, begin, commit = rt._live, rt._bpop, rt._bpush, rt._begin, rt._commit
+    commit_block, abort, ptr_arg, rt_word = rt._commit_block, rt._abort, rt._ptr_arg, rt._rt_word
+    ref = weakref.ref(rt)
+    new_block, objects_get, tnew, event_class, error = _new_block, _objects_get, _tnew, CausalEvent, last_error
+
+    def runtime() -> "DaemonRuntime":
+        r = ref()
+        if r is None:
+            raise closed("runtime")
+        return r
+
+    def deliver(origin_hash: int, event: CausalEvent) -> "list[CausalEvent]":
+        # Host-driven, and the library reads the Python objects itself: the
+        # block gets only origin_hash and id(event); net_mesh_pyobj_deliver_begin
+        # checks the event is exactly a CausalEvent of u64 ints and bytes,
+        # fills the block's event and thread, and leases the daemon (host
+        # locked, phase gate passed; a begin by the thread already holding
+        # the lease is refused); process runs here as a plain Python call;
+        # net_mesh_pyobj_deliver_commit (GIL held) takes None, [] or [bytes]
+        # from id(outs), appends it to the chain and writes the output's
+        # sequence/parent/horizon/received_at into the block. What the
+        # library does not decode (status 1, nothing changed) goes through
+        # Python: _deliver_blocks for the event, _commit_other for the
+        # outputs. A non-int origin, a closed runtime or a forked child (no
+        # pointer) take _deliver_slow, which raises or normalises and comes
+        # back.
+        # Block ownership: the block is pushed back only after the try below
+        # (whatever interrupts the frame inside it, the except ends a lease
+        # still open; an interrupt after it at worst drops the block), and
+        # the output is read from it before it is pushed.
+        if origin_hash.__class__ is not int or live[0] is None:
+            return runtime()._deliver_slow(origin_hash, event)
+        try:
+            blk = bpop()
+        except IndexError:
+            blk = new_block(rt_word)
+        w, arg = blk
+        try:
+            w[2] = origin_hash
+        except ValueError:  # outside [0, 2**64): _deliver_slow raises the error
+            bpush(blk)
+            return runtime()._deliver_slow(origin_hash, event)
+        w[22] = id(event)  # the caller's reference keeps it alive
+        try:
+            rc = begin(arg)
+            if rc:
+                if rc != 1:  # 1: not decodable, nothing changed
+                    raise error(rc)
+                res = runtime()._deliver_blocks(origin_hash, event)
+            else:
+                k = w[12]  # the daemon's key; 0 with ticket 0: queued behind a migration
+                if not k:
+                    res = []
+                else:
+                    try:
+                        outs = objects_get(k).process(event)
+                    except BaseException as e:
+                        raise _lease_failed(abort, ptr_arg, w, origin_hash, e) from e
+                    w[23] = id(outs)  # outs (a local) keeps it alive
+                    rc = commit(arg)
+                    if rc:
+                        if rc != 1:
+                            raise error(rc)
+                        res = _commit_other(commit_block, abort, ptr_arg, w, arg, origin_hash, outs)
+                    elif outs:  # None, [] or [bytes] when decoded
+                        res = [tnew(event_class, (origin_hash, w[18], outs[0], w[19], w[20], w[21]))]
+                    else:
+                        res = []
+        except BaseException:
+            _lease_end(abort, ptr_arg, w, origin_hash)
+            bpush(blk)
+            raise
+        bpush(blk)
+        return res
+
+    deliver.__doc__ = DaemonRuntime.deliver.__doc__
+    return deliver
 
 
 # Runtimes whose library threads may still call Python; stopped at exit.
@@ -385,6 +534,7 @@ class DaemonRuntime(Handle):
     def __init__(self, node: Any, *, workers: int = 0, queue_size: int = 0) -> None:
         from ._mesh import Node
 
+        self._live: "list[Optional[int]]" = [None]  # holds _ptr (see the property)
         if not isinstance(node, Node):
             raise TypeError(f"net_mesh: DaemonRuntime needs a net_mesh.Node, not {type(node).__name__}")
         lib = _ffi.lib()
@@ -410,17 +560,23 @@ class DaemonRuntime(Handle):
         # threads' Python callbacks, e.g. a migration's restore and replay,
         # wait up to the 5 ms switch interval for each: measured as a
         # migration test timing out. So begin always releases it.)
+        # The pyobj begin and commit (deliver's fast path) follow the same
+        # rule: begin releases the GIL (it only reads immutable objects),
+        # commit keeps it (it reads the outputs list).
         try:
-            self._begin = _ffi.raw_function("net_mesh_runtime_deliver_begin_block")
-            self._commit = _ffi.raw_function("net_mesh_runtime_deliver_commit_block", hold_gil=True)
+            self._begin_block = _ffi.raw_function("net_mesh_runtime_deliver_begin_block")
+            self._commit_block = _ffi.raw_function("net_mesh_runtime_deliver_commit_block", hold_gil=True)
             self._abort = _ffi.raw_function("net_mesh_runtime_deliver_abort", hold_gil=True)
             self._held_by = _ffi.raw_function("net_mesh_runtime_deliver_held_by")
         except AttributeError:  # an older library: deliver through the callback
-            self._begin = None
-        if _OFF is None:  # not CPython: the fast path needs bytes addresses
-            self._begin = None
-        if self._begin is None:
-            self.deliver = self._deliver_callback  # type: ignore[method-assign]
+            self._begin_block = None
+        if _OFF is None:  # not CPython: the block paths need bytes addresses
+            self._begin_block = None
+        #: whether deliver takes the fast path (the library reads the objects)
+        self.pyobj = self._begin_block is not None and _pyobj.available()
+        if self.pyobj:
+            self._begin = _ffi.raw_function("net_mesh_pyobj_deliver_begin")
+            self._commit = _ffi.raw_function("net_mesh_pyobj_deliver_commit", hold_gil=True)
         # blocks not in use (a delivery pops one and pushes it back when its
         # lease has ended: threads and nested deliveries each get their own)
         self._blocks: "list[tuple[bytearray, Any]]" = []
@@ -431,7 +587,23 @@ class DaemonRuntime(Handle):
         self._rt_word = self._ptr
         self.node = node
         self._has_sink = False
+        # deliver: the class's (the Python path) unless one of these applies
+        if self.pyobj:
+            self.deliver = _fast_deliver(self)  # type: ignore[method-assign]
+        elif self._begin_block is None:
+            self.deliver = self._deliver_callback  # type: ignore[method-assign]
         _live_runtimes.add(self)
+
+    # The pointer lives in the cell _live[0], which the fast deliver closure
+    # reads without holding the runtime; closing, a fork and Handle's own
+    # bookkeeping all go through here.
+    @property  # type: ignore[override]
+    def _ptr(self) -> Optional[int]:
+        return self._live[0]
+
+    @_ptr.setter
+    def _ptr(self, v: Optional[int]) -> None:
+        self._live[0] = v
 
     def _call(self, fn: Callable[..., int], *args: Any, process: bool = False) -> None:
         _daemon.clear_exception()
@@ -522,7 +694,7 @@ class DaemonRuntime(Handle):
 
     def snapshot(self, origin_hash: int) -> Optional[bytes]:
         """The daemon's snapshot as CDS1 bytes, or None for a stateless daemon."""
-        if self._begin is not None and self._lease_held(origin_hash):
+        if self._begin_block is not None and self._lease_held(origin_hash):
             raise InvalidArgumentError(
                 f"net_mesh: a daemon cannot snapshot itself (origin {origin_hash:#018x}) from "
                 "inside its own process(); it would wait for itself")
@@ -547,17 +719,12 @@ class DaemonRuntime(Handle):
         """Deliver ``event`` to the daemon at ``origin_hash``; its ``process``
         runs on this thread. Returns the output events (empty when none, or
         when the daemon is migrating and the event was queued)."""
-        # Host-driven, one argument per call: deliver_begin_block leases the
-        # daemon (host locked, phase gate passed) and names its Python
-        # object; process runs here, as a plain Python call;
-        # deliver_commit_block appends the outputs to the chain and writes
-        # the output's sequence/parent/horizon/received_at into the block.
-        # No ctypes callback on this path. The library refuses a begin by
-        # the thread already holding the daemon's lease (self-deliver from
-        # inside process). Anything unusual (other types, a closed runtime,
-        # a forked child: _ptr None) takes _deliver_slow, which normalises
-        # or raises and comes back here.
-        if event.__class__ is not CausalEvent or origin_hash.__class__ is not int or self._ptr is None:
+        # This is the Python path: the event packed into the block by
+        # struct, the outputs written into it by Python. A runtime with the
+        # fast path (the library reads the objects: _fast_deliver) binds its
+        # own deliver, which comes here (as _deliver_blocks) for events the
+        # library does not decode.
+        if event.__class__ is not CausalEvent or origin_hash.__class__ is not int or self._live[0] is None:
             return self._deliver_slow(origin_hash, event)
         origin, seq, payload, parent, horizon, recv = event
         if payload.__class__ is not bytes:
@@ -575,87 +742,38 @@ class DaemonRuntime(Handle):
             self._bpush(blk)
             _u64(origin_hash, "origin_hash")
             raise InvalidArgumentError(f"net_mesh: bad CausalEvent field (u64 expected): {e}") from None
-        # From begin on, the block's ticket names the open lease (begin
-        # zeroes it first; commit zeroes it when the lease ends): whatever
-        # interrupts this frame (e.g. KeyboardInterrupt between two
-        # bytecodes), the except below ends a lease still open.
+        # as in the fast path: the block is pushed back only after the try
         try:
-            rc = self._begin(arg)
+            rc = self._begin_block(arg)
             if rc:
                 raise last_error(rc)
-            ticket = w[11]  # _W_TICKET
-            if not ticket:
-                self._bpush(blk)
-                return []  # queued behind a migration
-            try:
-                outs = _objects_get(w[12]).process(event)
+            if not w[_W_TICKET]:
+                res = []  # queued behind a migration
+            else:
+                try:
+                    outs = _objects_get(w[12]).process(event)
+                except BaseException as e:
+                    raise _lease_failed(self._abort, self._ptr_arg, w, origin_hash, e) from e
                 if outs.__class__ is list and len(outs) == 1 and outs[0].__class__ is bytes:
                     o = outs[0]
-                    w[14] = id(o) + _OFF if o else 0  # n_outputs (13) is 1 at rest
+                    w[13] = 1  # _W_N
+                    w[14] = id(o) + _OFF if o else 0
                     w[15] = len(o)
-                    meta = None
-                elif not outs:
-                    w[13] = 0  # _W_N
-                    pays = meta = ()
+                    rc = self._commit_block(arg)
+                    if rc:
+                        raise last_error(rc)
+                    res = [_tnew(CausalEvent, (origin_hash, w[18], o, w[19], w[20], w[21]))]
                 else:
-                    o, pays, meta = self._other_outputs(w, outs)
-            except BaseException as e:
-                msg = f"net_mesh: process failed: {type(e).__name__}: {e}"
-                w[_W_TICKET] = 0
-                self._abort(self._ptr_arg, _word_arg(origin_hash), _word_arg(ticket),
-                            msg.encode("utf-8", "replace")[:1000])
-                raise ProcessFailedError(msg, kind="process-failed", code=_PROCESS_FAILED) from e
-            rc = self._commit(arg)
-            if meta is None:
-                if rc:
-                    raise last_error(rc)
-                self._bpush(blk)
-                return [_tnew(CausalEvent, (origin_hash, w[18], o, w[19], w[20], w[21]))]
-            w[_W_N] = 1
-            if rc:
-                raise last_error(rc)
-            self._bpush(blk)
-            if not pays:
-                return []
-            if len(pays) == 1:
-                return [_tnew(CausalEvent, (origin_hash, w[18], o, w[19], w[20], w[21]))]
-            mv = memoryview(meta[0]).cast("B").cast("Q")
-            return [_tnew(CausalEvent, (origin_hash, mv[4 * i], o, mv[4 * i + 1], mv[4 * i + 2], mv[4 * i + 3]))
-                    for i, o in enumerate(pays)]
+                    res = _commit_other(self._commit_block, self._abort, self._ptr_arg, w, arg,
+                                        origin_hash, outs)
         except BaseException:
-            w[_W_N] = 1
-            t = w[_W_TICKET]
-            if t:
-                # interrupted between begin and the end of the lease: end it
-                # now (a stale ticket would be refused harmlessly); never
-                # leave the daemon locked
-                w[_W_TICKET] = 0
-                self._abort(self._ptr_arg, _word_arg(origin_hash), _word_arg(t), b"interrupted")
+            _lease_end(self._abort, self._ptr_arg, w, origin_hash)
             self._bpush(blk)
             raise
+        self._bpush(blk)
+        return res
 
-    @staticmethod
-    def _other_outputs(w: memoryview, outs: Any) -> "tuple[Optional[bytes], list[bytes], Any]":
-        """Outputs other than a list of one bytes object: the normalised
-        payloads, described in block w for commit (n_outputs is left set:
-        deliver puts 1 back). Returns (the only payload or None, payloads,
-        what must stay alive until commit returned)."""
-        if not outs:
-            w[_W_N] = 0
-            return None, [], ()
-        pays = [o if o.__class__ is bytes else _as_payload(o) for o in outs]
-        n = len(pays)
-        w[_W_N] = n
-        if n == 1:
-            o = pays[0]
-            w[14], w[15] = (id(o) + _OFF if o else 0), len(o)
-            return o, pays, ()
-        if not n:
-            return None, pays, ()
-        recs = b"".join([x for o in pays for x in (_pack_len(len(o)), o)])
-        meta = (c_uint64 * (4 * n))()
-        w[14], w[15], w[16], w[17] = id(recs) + _OFF, len(recs), ctypes.addressof(meta), 4 * n
-        return None, pays, (meta, recs)
+    _deliver_blocks = deliver
 
     def _deliver_slow(self, origin_hash: Any, event: Any) -> "list[CausalEvent]":
         """deliver for anything the fast path does not take: checks the
@@ -675,7 +793,7 @@ class DaemonRuntime(Handle):
     def _deliver_callback(self, origin_hash: int, event: CausalEvent) -> "list[CausalEvent]":
         """deliver through the process callback (a library without
         host-driven delivery)."""
-        p = self._ptr
+        p = self._live[0]
         if (p is None or _ffi.forked or event.__class__ is not CausalEvent
                 or origin_hash.__class__ is not int or not 0 <= origin_hash <= _U64_MAX):
             self._handle()

@@ -45,16 +45,41 @@ def node():
     n.close()
 
 
-@pytest.fixture
-def rt(node):
-    """A started runtime with echo, counter, silent and faulty kinds."""
+def make_rt(node, pyobj=True):
+    """A started runtime with echo, counter, silent and faulty kinds;
+    pyobj=False: deliver without the fast path (NET_MESH_PYOBJ=0)."""
     import net_mesh as nm
     from daemons import Counter, Echo, Faulty, Silent
 
-    r = nm.DaemonRuntime(node)
+    old = os.environ.get("NET_MESH_PYOBJ")
+    os.environ["NET_MESH_PYOBJ"] = "1" if pyobj else "0"
+    try:
+        r = nm.DaemonRuntime(node)
+    finally:
+        if old is None:
+            del os.environ["NET_MESH_PYOBJ"]
+        else:
+            os.environ["NET_MESH_PYOBJ"] = old
+    assert r.pyobj == pyobj
     for cls in (Echo, Counter, Silent, Faulty):
         r.register_factory(cls.name, cls)
     r.start()
+    return r
+
+
+@pytest.fixture
+def rt(node):
+    """A started runtime with echo, counter, silent and faulty kinds."""
+    r = make_rt(node)
+    yield r
+    r.close()
+
+
+@pytest.fixture(params=["pyobj", "blocks"])
+def rt_both(request, node):
+    """rt, once with deliver's fast path (the library reads the objects) and
+    once without it (the event and outputs packed in Python)."""
+    r = make_rt(node, request.param == "pyobj")
     yield r
     r.close()
 

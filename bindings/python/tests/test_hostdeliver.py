@@ -12,6 +12,13 @@ from conftest import ev
 from daemons import U64, Boom, count_of
 
 
+@pytest.fixture
+def rt(rt_both):
+    """Every test here runs on both deliver paths (with and without the
+    library reading the Python objects)."""
+    return rt_both
+
+
 def _spawn(rt, daemon):
     return rt.spawn_with_daemon(nm.Identity.generate(), daemon)
 
@@ -126,8 +133,11 @@ def test_interrupt_between_begin_and_commit_ends_the_lease(rt, monkeypatch):
     # An interrupt can land between any two bytecodes; the worst place is
     # after process() returned and before deliver_commit ran. Simulate it by
     # failing the commit call itself once.
+    from net_mesh import _runtime
+
     h = rt.spawn("counter", nm.Identity.generate())
-    real = rt._commit
+    name = "_commit" if rt.pyobj else "_commit_block"
+    real = getattr(rt, name)
     calls = []
 
     def interrupted(*args):
@@ -136,10 +146,17 @@ def test_interrupt_between_begin_and_commit_ends_the_lease(rt, monkeypatch):
             raise KeyboardInterrupt
         return real(*args)
 
-    monkeypatch.setattr(rt, "_commit", interrupted)
+    def rebind():  # the fast path binds its calls when it is made
+        if rt.pyobj:
+            rt.deliver = _runtime._fast_deliver(rt)
+
+    monkeypatch.setattr(rt, name, interrupted)
+    rebind()
     with pytest.raises(KeyboardInterrupt):
         rt.deliver(h.origin_hash, ev())
-    monkeypatch.setattr(rt, "_commit", real)
+    assert calls == [1]
+    monkeypatch.setattr(rt, name, real)
+    rebind()
     assert count_of(_deliver_in_thread(rt, h.origin_hash, ev())) == 2  # counter ran, was not committed
     s = h.stats()
     assert (s.events_processed, s.errors) == (1, 1)
