@@ -125,6 +125,10 @@ func checkVtable(vt *C.net_mesh_daemon_vtable) error {
 	return nil
 }
 
+// LeaseWord is the daemon's user_data (compute.LeaseWorder): host-driven
+// delivery hands it back with each lease without loading d or its life.
+func (d *cDaemon) LeaseWord() uint64 { return uint64(d.life.ud) }
+
 func (d *cDaemon) Name() string           { return d.name }
 func (d *cDaemon) Requirements() []string { return nil }
 

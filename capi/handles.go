@@ -142,6 +142,9 @@ func release(h unsafe.Pointer, k kind) (any, bool) {
 		return nil, false
 	}
 	recent[k].CompareAndSwap(e, nil) // do not keep a released object alive
+	if c := recentRT.Load(); c != nil && c.e == e {
+		recentRT.CompareAndSwap(c, nil)
+	}
 	pointer.Unref(key)
 	return e.obj, true
 }

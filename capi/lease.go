@@ -164,8 +164,9 @@ func net_mesh_runtime_deliver_begin_block(d *C.net_mesh_delivery) (rc C.int) {
 	if !blockOK(d) {
 		return fail(errBlock)
 	}
-	d.ticket, d.daemon_user_data = 0, nil
-	r, err := runtimeOf(unsafe.Pointer(d.rt))
+	d.ticket = 0
+	*udWord(d) = 0
+	rt, err := runtimeCore(unsafe.Pointer(d.rt))
 	if err != nil {
 		return fail(err)
 	}
@@ -174,21 +175,31 @@ func net_mesh_runtime_deliver_begin_block(d *C.net_mesh_delivery) (rc C.int) {
 	if err != nil {
 		return fail(err)
 	}
-	in := causal.Event{
-		Link: causal.Link{Origin: uint64(ev.link.origin_hash), Horizon: uint64(ev.link.horizon),
-			Sequence: uint64(ev.link.sequence), Parent: uint64(ev.link.parent_hash)},
-		Payload:    payload,
-		ReceivedAt: uint64(ev.received_at),
-	}
-	l, err := r.rt.DeliverBeginBy(uint64(d.origin), in, uint64(d.thread), onlyCDaemons)
+	// Field by field, not a composite literal: the compiler builds a
+	// literal in a temporary and copies it over in 16-byte loads of the
+	// fresh 8-byte stores (a store forwarding stall).
+	var in causal.Event
+	in.Link.Origin = uint64(ev.link.origin_hash)
+	in.Link.Horizon = uint64(ev.link.horizon)
+	in.Link.Sequence = uint64(ev.link.sequence)
+	in.Link.Parent = uint64(ev.link.parent_hash)
+	in.Payload = payload
+	in.ReceivedAt = uint64(ev.received_at)
+	l, err := rt.DeliverBeginByRef(uint64(d.origin), &in, uint64(d.thread), onlyCDaemons)
 	if err != nil {
 		return fail(err)
 	}
 	if l.Ticket != 0 {
 		d.ticket = C.uint64_t(l.Ticket)
-		d.daemon_user_data = cptr(l.Daemon.(*cDaemon).life.ud)
+		*udWord(d) = C.uintptr_t(l.Word) // onlyCDaemons: the cDaemon's user_data
 	}
 	return statusOK
+}
+
+// udWord is the block's daemon_user_data as an integer: written that way,
+// a store into C memory needs no write barrier check.
+func udWord(d *C.net_mesh_delivery) *C.uintptr_t {
+	return (*C.uintptr_t)(unsafe.Pointer(&d.daemon_user_data))
 }
 
 // blockOutputs reads the outputs a commit block names (views of host memory).
@@ -226,8 +237,56 @@ func net_mesh_runtime_deliver_commit_block(d *C.net_mesh_delivery) (rc C.int) {
 	if !blockOK(d) {
 		return fail(errBlock)
 	}
+	if d.n_outputs > 1 {
+		return commitRecords(d)
+	}
+	// None or one output (the common case) in a small frame.
 	origin, ticket := uint64(d.origin), uint64(d.ticket)
-	r, err := runtimeOf(unsafe.Pointer(d.rt))
+	rt, err := runtimeCore(unsafe.Pointer(d.rt))
+	if err != nil {
+		if compute.AbortOrphanLease(ticket) { // as in deliver_commit
+			d.ticket = 0
+		}
+		return fail(err)
+	}
+	var one [1][]byte
+	var outs [][]byte
+	if d.n_outputs == 1 {
+		b, err := borrowChecked("outputs", (*C.nm_cu8)(unsafe.Pointer(d.data)), d.data_len)
+		if err != nil {
+			return abortBlock(rt, d, err)
+		}
+		one[0] = b
+		outs = one[:]
+	}
+	var evsArr [1]causal.Event
+	evs, err := rt.DeliverCommit(evsArr[:0], origin, ticket, outs)
+	if err != nil {
+		return fail(err)
+	}
+	d.ticket = 0
+	if len(evs) == 1 {
+		writeMeta(unsafe.Slice((*uint64)(unsafe.Pointer(&d.meta1[0])), 4), evs)
+	}
+	return statusOK
+}
+
+// abortBlock ends the lease of a commit whose outputs were refused (err):
+// as in deliver_commit, counted as a failed process; a bad ticket changes
+// nothing.
+func abortBlock(rt *compute.Runtime, d *C.net_mesh_delivery, err error) C.int {
+	if aerr := rt.DeliverAbort(uint64(d.origin), uint64(d.ticket)); aerr != nil {
+		return fail(aerr)
+	}
+	d.ticket = 0
+	return fail(err)
+}
+
+// commitRecords is deliver_commit_block for several outputs given as
+// records (the guard is the caller's).
+func commitRecords(d *C.net_mesh_delivery) C.int {
+	origin, ticket := uint64(d.origin), uint64(d.ticket)
+	rt, err := runtimeCore(unsafe.Pointer(d.rt))
 	if err != nil {
 		if compute.AbortOrphanLease(ticket) { // as in deliver_commit
 			d.ticket = 0
@@ -238,26 +297,14 @@ func net_mesh_runtime_deliver_commit_block(d *C.net_mesh_delivery) (rc C.int) {
 	var evsArr [4]causal.Event
 	outs, err := blockOutputs(outsArr[:0], d)
 	if err != nil {
-		// as in deliver_commit: the lease ends, counted as a failed process
-		if aerr := r.rt.DeliverAbort(origin, ticket); aerr != nil {
-			return fail(aerr)
-		}
-		d.ticket = 0
-		return fail(err)
+		return abortBlock(rt, d, err)
 	}
-	evs, err := r.rt.DeliverCommit(evsArr[:0], origin, ticket, outs)
+	evs, err := rt.DeliverCommit(evsArr[:0], origin, ticket, outs)
 	if err != nil {
 		return fail(err)
 	}
 	d.ticket = 0
-	var m []uint64
-	switch {
-	case len(evs) == 1 && d.n_outputs == 1:
-		m = unsafe.Slice((*uint64)(unsafe.Pointer(&d.meta1[0])), 4)
-	case len(evs) > 0:
-		m = unsafe.Slice((*uint64)(unsafe.Pointer(d.meta)), 4*len(evs))
-	}
-	writeMeta(m, evs)
+	writeMeta(unsafe.Slice((*uint64)(unsafe.Pointer(d.meta)), 4*len(evs)), evs)
 	return statusOK
 }
 

@@ -57,6 +57,36 @@ func runtimeOf(h unsafe.Pointer) (*rtObj, error) {
 	return v.(*rtObj), nil
 }
 
+// runtimeCore is runtimeOf(h).rt for the delivery paths, with a cache of
+// its own: a hit (the same handle, its entry not released) goes from the
+// cache straight to the runtime, one dependent load fewer than through the
+// rtObj.
+func runtimeCore(h unsafe.Pointer) (*compute.Runtime, error) {
+	if c := recentRT.Load(); c != nil && c.handle == h && h != nil && !c.e.dead.Load() {
+		return c.rt, nil
+	}
+	return runtimeCoreSlow(h)
+}
+
+// rtHit is recentRT's value: immutable once stored.
+type rtHit struct {
+	handle unsafe.Pointer
+	e      *entry
+	rt     *compute.Runtime
+}
+
+var recentRT atomic.Pointer[rtHit]
+
+func runtimeCoreSlow(h unsafe.Pointer) (*compute.Runtime, error) {
+	e, _ := find(h, kindRuntime)
+	if e == nil {
+		return nil, badHandle(h, kindRuntime)
+	}
+	rt := e.obj.(*rtObj).rt
+	recentRT.Store(&rtHit{handle: h, e: e, rt: rt})
+	return rt, nil
+}
+
 func daemonConfig(c *C.nm_cconfig) (compute.DaemonConfig, error) {
 	if c == nil {
 		return compute.DaemonConfig{}, nil

@@ -89,7 +89,8 @@ type DaemonHost struct {
 	stats struct{ processed, emitted, errors, snapshots hostCounter }
 	ls    leaseState
 
-	lender Lender // daemon as a Lender, nil if it is not one
+	lender    Lender // daemon as a Lender, nil if it is not one
+	leaseWord uint64 // the daemon's LeaseWord, if it is a LeaseWorder (immutable)
 	// scratch (under mu) holds the outputs handed to a DeliverVisit visitor.
 	scratch []causal.Event
 	// closeDone is set (under mu) once the daemon's Close hook has run.
@@ -155,6 +156,9 @@ func newHost(d Daemon, kp *identity.Keypair, origin uint64, cfg DaemonConfig, ch
 	h := &DaemonHost{origin: origin, kp: kp, cfg: cfg, daemon: d, chain: chain}
 	h.name, h.reqs = callDescribe(d)
 	h.lender, _ = d.(Lender)
+	if w, ok := d.(LeaseWorder); ok {
+		h.leaseWord = callLeaseWord(w)
+	}
 	return h
 }
 
@@ -737,6 +741,15 @@ func callRestore(d Daemon, state []byte) (err error) {
 func callClose(c Closer) {
 	defer func() { _ = recover() }()
 	c.Close()
+}
+
+func callLeaseWord(w LeaseWorder) (word uint64) {
+	defer func() {
+		if r := recover(); r != nil {
+			word = 0
+		}
+	}()
+	return w.LeaseWord()
 }
 
 func callDescribe(d Daemon) (name string, reqs []string) {

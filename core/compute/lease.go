@@ -33,7 +33,16 @@ import (
 type Lease struct {
 	Ticket uint64
 	Daemon Daemon
+	// Word is the daemon's LeaseWord (0 if it is no LeaseWorder), read
+	// once when its host was made.
+	Word uint64
 }
+
+// LeaseWorder is optionally implemented by a Daemon run through leases: its
+// LeaseWord (constant for the daemon's life) comes back in every Lease of
+// its host, so the caller need not touch the daemon object per delivery
+// (e.g. the C ABI's daemon user_data).
+type LeaseWorder interface{ LeaseWord() uint64 }
 
 // leaseState is the live lease of a host (its hot words; the host's
 // leaseGone and leaseEv belong to it too).
@@ -161,6 +170,15 @@ func (r *Runtime) DeliverBegin(origin uint64, ev causal.Event, check func(Daemon
 // refused with ErrInvalidArgument instead of waiting on itself forever.
 // thread 0 records nothing and checks nothing.
 func (r *Runtime) DeliverBeginBy(origin uint64, ev causal.Event, thread uint64, check func(Daemon) error) (Lease, error) {
+	return r.DeliverBeginByRef(origin, &ev, thread, check)
+}
+
+// DeliverBeginByRef is DeliverBeginBy with the event passed by pointer
+// (read during the call, never retained): a caller that assembles the event
+// field by field spares the 64-byte copy, which would read those fresh
+// stores back in wider loads than they were written with (a store
+// forwarding stall).
+func (r *Runtime) DeliverBeginByRef(origin uint64, ev *causal.Event, thread uint64, check func(Daemon) error) (Lease, error) {
 	if State(r.state.Load()) != StateReady {
 		return Lease{}, r.requireReady()
 	}
@@ -179,7 +197,7 @@ func (r *Runtime) DeliverBeginBy(origin uint64, ev causal.Event, thread uint64, 
 		}
 	}
 	if h.closed.Load() || HostPhase(h.phase.Load()) != PhaseNormal {
-		if queued, err := h.admitLocked(&ev); err != nil || queued {
+		if queued, err := h.admitLocked(ev); err != nil || queued {
 			h.unlock()
 			return Lease{}, err
 		}
@@ -188,7 +206,7 @@ func (r *Runtime) DeliverBeginBy(origin uint64, ev causal.Event, thread uint64, 
 	// The input is kept for the observers registered now; one registered
 	// during the lease does not see this delivery (it began before).
 	if m := r.observers.m.Load(); m != nil && len((*m)[origin]) > 0 {
-		h.leaseEv = ev
+		h.leaseEv = *ev
 		h.leaseEv.Payload = slices.Clone(ev.Payload)
 		h.leaseEvSet = true
 	}
@@ -203,7 +221,7 @@ func (r *Runtime) DeliverBeginBy(origin uint64, ev causal.Event, thread uint64, 
 	if h.leaseGone.Load() {
 		orphanLease(h, t)
 	}
-	return Lease{Ticket: t, Daemon: h.daemon}, nil
+	return Lease{Ticket: t, Daemon: h.daemon, Word: h.leaseWord}, nil
 }
 
 // takeLease claims the live lease ticket of origin's host on r: the swap

@@ -529,6 +529,41 @@ func TestAbortOrphanLeaseLeavesNoEntry(t *testing.T) {
 	assert.Zero(t, orphanCount())
 }
 
+type wordDaemon struct {
+	echoDaemon
+	word  uint64
+	panic bool
+}
+
+func (w *wordDaemon) LeaseWord() uint64 {
+	if w.panic {
+		panic("no word")
+	}
+	return w.word
+}
+
+func TestLeaseCarriesTheDaemonsWord(t *testing.T) {
+	rt, _, _ := readyRuntime(t)
+	for _, c := range []struct {
+		d    Daemon
+		want uint64
+	}{
+		{&wordDaemon{word: 0xfeed}, 0xfeed},
+		{&wordDaemon{word: 7, panic: true}, 0}, // a panic in LeaseWord is 0
+		{echoDaemon{}, 0},                      // not a LeaseWorder
+	} {
+		h, err := rt.SpawnWithDaemon(bg, newKeypair(t), DaemonConfig{}, c.d, func() (Daemon, error) { return echoDaemon{}, nil })
+		require.NoError(t, err)
+		for seq := uint64(1); seq <= 2; seq++ {
+			l, err := rt.DeliverBegin(h.OriginHash(), inputEvent(1, seq, nil), nil)
+			require.NoError(t, err)
+			assert.Equal(t, c.want, l.Word)
+			assert.Equal(t, c.d, l.Daemon)
+			require.NoError(t, rt.DeliverAbort(h.OriginHash(), l.Ticket))
+		}
+	}
+}
+
 // BenchmarkLeaseEcho64: host-driven delivery of a 64-byte event whose one
 // output is the host's own (DeliverBegin + DeliverCommit, the daemon not
 // called by the runtime), next to BenchmarkDeliverEcho64Append.
