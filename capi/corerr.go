@@ -65,6 +65,8 @@ func mapCoreError(err error) (C.int, string, uint64) {
 	switch {
 	case errors.Is(err, compute.ErrPoolFull):
 		return statusQueueFull, "", 0
+	case errors.Is(err, compute.ErrBatchRefused):
+		return statusBatchRefused, "", 0
 	case errors.Is(err, identity.ErrInvalidSeed), errors.Is(err, identity.ErrReadOnly),
 		errors.Is(err, causal.ErrMalformed), errors.Is(err, causal.ErrInvalidChannelName),
 		errors.Is(err, causal.ErrTooLarge), errors.Is(err, mesh.ErrInvalidChannel),

@@ -66,6 +66,7 @@ const char *net_mesh_status_kind(int status) {
     case NET_MESH_ERR_IO: return "io";
     case NET_MESH_ERR_INTERNAL: return "internal";
     case NET_MESH_ERR_QUEUE_FULL: return "queue-full";
+    case NET_MESH_ERR_BATCH_REFUSED: return "batch-refused";
     default: return "unknown";
     }
 }

@@ -34,6 +34,7 @@ const (
 	statusIO                       C.int = -19
 	statusInternal                 C.int = -20
 	statusQueueFull                C.int = -21
+	statusBatchRefused             C.int = -22
 )
 
 // capiError is an error raised by this layer itself, already carrying its

@@ -162,13 +162,17 @@ typedef enum net_mesh_status {
     /* any other failure; see net_mesh_last_error() */
     NET_MESH_ERR_INTERNAL = -20,
     /* the runtime's worker pool queue is full; retry later (backpressure) */
-    NET_MESH_ERR_QUEUE_FULL = -21
+    NET_MESH_ERR_QUEUE_FULL = -21,
+    /* a batch delivery was refused because the daemon is migrating (its
+     * events must be queued one by one); nothing changed: deliver singly */
+    NET_MESH_ERR_BATCH_REFUSED = -22
 } net_mesh_status;
 
 /*
  * The symbolic kind of a status as every binding spells it: "ok",
  * "not-ready", "shutting-down", ..., "bad-handle", "internal-panic",
- * "queue-full". Unknown codes give "unknown". Static string, never freed.
+ * "queue-full", "batch-refused". Unknown codes give "unknown". Static
+ * string, never freed.
  */
 const char *net_mesh_status_kind(int status);
 
@@ -945,6 +949,103 @@ int net_mesh_runtime_deliver_commit_block(net_mesh_delivery *d);
  */
 int net_mesh_runtime_deliver_held_by(net_mesh_runtime *rt, uint64_t origin, uint64_t thread,
                                      int *held);
+
+/*
+ * Batched host-driven delivery: many events to one daemon under ONE lease,
+ * so a host pays two library calls per batch instead of two per event (bulk
+ * ingestion, replaying a log):
+ *
+ *   net_mesh_runtime_deliver_batch_begin(rt, origin, evs, n, thread, &ticket, &ud);
+ *   ...run the daemon whose user_data is ud on evs[0], evs[1], ... in order,
+ *      stopping at the first failure; write each event's outputs as records...
+ *   net_mesh_runtime_deliver_batch_commit(rt, origin, ticket, n_done, failed,
+ *                                         recs, len, meta, cap, &n_out);
+ *
+ * The result equals n_done single deliveries (deliver_begin + commit each)
+ * followed, when failed, by one aborted one: the same chain (sequences,
+ * parent hashes, horizons), the same input horizon and the same stats, with
+ * two documented differences. (1) The automatic snapshot
+ * (auto_snapshot_interval) is taken at most once per batch, at its end, if
+ * the processed count crossed a multiple of the interval during the batch:
+ * a snapshot taken in the middle would hold the state after later events,
+ * which the host has already run; so a batch longer than the interval takes
+ * fewer snapshots than single deliveries would. (2) Observers (e.g. a
+ * migration's forwarding) see each event done, in order, when the batch
+ * ends rather than between events.
+ * Lease rules are those of a single lease (see above): the daemon stays
+ * locked from begin until the batch's commit or abort, exactly one of which
+ * must end it, from any thread; the holding thread must not call into the
+ * runtime for that daemon meanwhile. Batch tickets only end batches: a
+ * batch ticket given to deliver_commit / _abort / _commit_block, or a single
+ * ticket given to the batch functions, is a bad ticket (_INVALID_ARGUMENT,
+ * nothing changed).
+ */
+
+/*
+ * Lease the daemon at origin for the n events at events[0..n-1] (borrowed
+ * for the call; the library copies what it keeps). Checks as
+ * net_mesh_runtime_deliver_begin_block, with thread as its d->thread (0:
+ * no self-lease check). Every event is checked before anything happens (a
+ * payload NULL with a length, or over NET_MESH_MAX_BUFFER, gives
+ * _INVALID_ARGUMENT naming the event). Only a daemon in its normal phase is
+ * leased: while it migrates (its events would be queued) the batch is
+ * refused with NET_MESH_ERR_BATCH_REFUSED and nothing changed — deliver the
+ * events one by one instead (that queues them correctly); a daemon that
+ * moved away gives _DAEMON_MOVED. Nothing is observed at begin: each event
+ * enters the horizon at commit, in order. On NET_MESH_OK *ticket != 0 and
+ * *daemon_user_data is the daemon instance's user_data; on failure *ticket
+ * is 0 and no lease is held.
+ * Returns NET_MESH_OK, _BAD_HANDLE, _INVALID_ARGUMENT (n 0 or over 2^20;
+ * NULL events, ticket or daemon_user_data; a bad payload; a daemon not made
+ * through a vtable; the calling thread already holds this daemon's lease),
+ * _NOT_READY, _SHUTTING_DOWN, _DAEMON_NOT_FOUND, _DAEMON_MOVED,
+ * _BATCH_REFUSED.
+ */
+int net_mesh_runtime_deliver_batch_begin(net_mesh_runtime *rt, uint64_t origin,
+                                         const net_mesh_event *events, size_t n,
+                                         uint64_t thread, uint64_t *ticket,
+                                         void **daemon_user_data);
+
+/*
+ * End a batch lease: the host ran process on the first n_done events
+ * (n_done <= n), in order, and they succeeded; failed != 0 says that
+ * process then failed on event n_done (which needs n_done < n): it counts
+ * as an error and enters the horizon, as an aborted single delivery. Events
+ * after that were not run and are not touched.
+ * records (borrowed; records_len 0 and NULL when n_done is 0) holds, for
+ * each of the n_done events in order, a u64 little-endian output count c,
+ * then c records [u64 little-endian length][bytes] — every byte used. For
+ * each event in order the library observes it in the horizon, appends its
+ * outputs to the chain and counts, exactly as a single commit; then takes
+ * the automatic snapshot if due (see above; its callback runs on this
+ * thread) and releases the lease. meta receives 4 values per output, all
+ * outputs in order: sequence, parent_hash, horizon, received_at (as
+ * deliver_commit; meta_cap counts uint64_t values, needs 4 x outputs; meta
+ * may be NULL when there are none); *n_out the number of outputs.
+ * Malformed records (truncated, a count or length past the end, bytes left
+ * over), n_done over the batch, failed with n_done == n, meta_cap too small
+ * (then *n_out tells how many outputs the records hold) or a NULL n_out:
+ * _INVALID_ARGUMENT with NOTHING appended or observed, and the lease still
+ * ends, counted as one error. A bad ticket gives _INVALID_ARGUMENT and
+ * changes nothing.
+ * Returns NET_MESH_OK, _BAD_HANDLE (a freed runtime: its lease still ends),
+ * _INVALID_ARGUMENT, _INTERNAL.
+ */
+int net_mesh_runtime_deliver_batch_commit(net_mesh_runtime *rt, uint64_t origin, uint64_t ticket,
+                                          size_t n_done, int failed, const uint8_t *records,
+                                          size_t records_len, uint64_t *meta, size_t meta_cap,
+                                          size_t *n_out);
+
+/*
+ * End a batch lease without a result (the host cannot say what it ran):
+ * counts one error, observes and appends nothing, releases the lease.
+ * Prefer a commit of what was done when the host knows it. message (may be
+ * NULL; borrowed) goes to the library's log at debug level.
+ * Returns NET_MESH_OK, _BAD_HANDLE (a freed runtime: its lease still ends),
+ * _INVALID_ARGUMENT (bad ticket: nothing changed).
+ */
+int net_mesh_runtime_deliver_batch_abort(net_mesh_runtime *rt, uint64_t origin, uint64_t ticket,
+                                         const char *message);
 
 /* ------------------------------------------------------------------ */
 /* Support for the Python binding: CPython objects by address          */

@@ -27,6 +27,11 @@ var (
 
 	// ErrPoolFull is internal (kind "internal"): the worker pool's queue is full.
 	ErrPoolFull = errors.New("compute: worker pool queue is full")
+
+	// ErrBatchRefused (kind "internal"; the C ABI has its own status): a
+	// batch lease was asked of a migrating daemon, whose events must be
+	// queued one by one. Nothing changed; deliver them singly.
+	ErrBatchRefused = errors.New("compute: batch refused: the daemon is migrating, deliver its events one by one")
 )
 
 // Kind strings, stable across every layer.

@@ -113,7 +113,10 @@ type DaemonHost struct {
 	}
 
 	mq migQueue // migration queue and its admission rules (migration_hooks.go), under mu
-	_  [64]byte
+	// batch (under mu, by the lease holder) is the live batch lease's
+	// events (batch.go); nil until the host's first batch.
+	batch *batchState
+	_     [64]byte
 }
 
 // Lender is optionally implemented by a Daemon that can lend its outputs

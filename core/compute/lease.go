@@ -210,7 +210,14 @@ func (r *Runtime) DeliverBeginByRef(origin uint64, ev *causal.Event, thread uint
 		h.leaseEv.Payload = slices.Clone(ev.Payload)
 		h.leaseEvSet = true
 	}
-	t := h.nextTicketLocked()
+	t := h.grantLeaseLocked(r, thread, 0)
+	return Lease{Ticket: t, Daemon: h.daemon, Word: h.leaseWord}, nil
+}
+
+// grantLeaseLocked makes the host's next ticket (with bits or'ed in) its
+// live lease, granted by r to thread, and returns it; mu stays locked.
+func (h *DaemonHost) grantLeaseLocked(r *Runtime, thread, bits uint64) uint64 {
+	t := h.nextTicketLocked() | bits
 	if h.ls.by.Load() != r {
 		h.ls.by.Store(r)
 	}
@@ -221,13 +228,21 @@ func (r *Runtime) DeliverBeginByRef(origin uint64, ev *causal.Event, thread uint
 	if h.leaseGone.Load() {
 		orphanLease(h, t)
 	}
-	return Lease{Ticket: t, Daemon: h.daemon, Word: h.leaseWord}, nil
+	return t
 }
 
 // takeLease claims the live lease ticket of origin's host on r: the swap
 // of the host's live ticket to 0 decides, so of concurrent or repeated calls
 // exactly one wins. Anything else is ErrInvalidArgument with nothing changed.
 func (r *Runtime) takeLease(origin, ticket uint64) (*DaemonHost, error) {
+	if ticket&batchTicketBit != 0 {
+		return nil, errBadTicket("belongs to a batch (end it with the batch's commit or abort)")
+	}
+	return r.takeAnyLease(origin, ticket)
+}
+
+// takeAnyLease is takeLease for a ticket of either kind.
+func (r *Runtime) takeAnyLease(origin, ticket uint64) (*DaemonHost, error) {
 	if ticket == 0 {
 		return nil, errBadTicket("is 0")
 	}
