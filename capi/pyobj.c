@@ -90,10 +90,9 @@ static int nm_py_bytes(const nm_pycfg *c, uintptr_t o, const uint8_t **data, siz
     return 1;
 }
 
-/* The event at p->event into *ev; 0 when it is not exactly a CausalEvent of
- * five u64 ints and a bytes payload. */
-static int nm_py_event(const nm_pycfg *c, const net_mesh_pydelivery *p, net_mesh_event *ev) {
-    uintptr_t o = (uintptr_t)p->event;
+/* The event at address o into *ev; 0 when it is not exactly a CausalEvent
+ * of five u64 ints and a bytes payload. */
+static int nm_py_event_at(const nm_pycfg *c, uintptr_t o, net_mesh_event *ev) {
     if (!nm_is(c, o, c->event_type) || nm_word(o, c->size_off) != 6) return 0;
     const uintptr_t *it = (const uintptr_t *)(o + c->tuple_items);
     /* CausalEvent's fields: origin_hash, sequence, payload, parent_hash,
@@ -102,6 +101,10 @@ static int nm_py_event(const nm_pycfg *c, const net_mesh_pydelivery *p, net_mesh
            nm_py_bytes(c, it[2], &ev->payload, &ev->payload_len) &&
            nm_py_u64(c, it[3], &ev->link.parent_hash) && nm_py_u64(c, it[4], &ev->link.horizon) &&
            nm_py_u64(c, it[5], &ev->received_at);
+}
+
+static int nm_py_event(const nm_pycfg *c, const net_mesh_pydelivery *p, net_mesh_event *ev) {
+    return nm_py_event_at(c, (uintptr_t)p->event, ev);
 }
 
 /* What process returned (p->outputs): None or an empty list, no outputs; a
@@ -208,4 +211,24 @@ int net_mesh_pyobj_deliver_commit(net_mesh_pydelivery *p) {
     int rc = net_mesh_pyobj_decode_outputs(p);
     if (rc != NET_MESH_OK) return rc;
     return net_mesh_runtime_deliver_commit_block(&p->d);
+}
+
+int net_mesh_pyobj_decode_events(uint64_t list, size_t start, size_t n, net_mesh_event *events, size_t *bad) {
+    if (bad) *bad = 0;
+    if (n && !events) return nm_py_fail("netmesh: pyobj: events is NULL");
+    const nm_pycfg *c = nm_py_cfg();
+    uintptr_t o = (uintptr_t)list;
+    if (!c || !nm_is(c, o, c->list_type)) return NET_MESH_PYOBJ_UNDECODABLE;
+    uintptr_t size = nm_word(o, c->size_off);
+    if (start > size || n > size - start) return nm_py_fail("netmesh: pyobj: events range outside the list");
+    const uintptr_t *items = n ? (const uintptr_t *)nm_word(o, c->list_items) : NULL;
+    for (size_t i = 0; i < n; i++) {
+        net_mesh_event ev; /* events[i] is written only once the item decoded */
+        if (!nm_py_event_at(c, items[start + i], &ev)) {
+            if (bad) *bad = i;
+            return NET_MESH_PYOBJ_UNDECODABLE;
+        }
+        events[i] = ev;
+    }
+    return NET_MESH_OK;
 }

@@ -1166,6 +1166,21 @@ int net_mesh_pyobj_deliver_begin(net_mesh_pydelivery *p);
  */
 int net_mesh_pyobj_deliver_commit(net_mesh_pydelivery *p);
 
+/*
+ * Decode the n CausalEvents list[start .. start+n-1] of the Python list at
+ * address list into events[0 .. n-1] (each decodable as for
+ * net_mesh_pyobj_decode_event; payloads borrowed from the bytes objects),
+ * for net_mesh_runtime_deliver_batch_begin. The caller holds the GIL (a list
+ * is mutable) and keeps the list and its events alive, unchanged, until the
+ * events are no longer used. Returns NET_MESH_OK; NET_MESH_PYOBJ_UNDECODABLE
+ * when list is not exactly a list or an item is not decodable (then *bad,
+ * if bad is not NULL, is the index in events of the first such item,
+ * events[0 .. *bad-1] are written and nothing else); _INVALID_ARGUMENT when
+ * events is NULL with n > 0 or the range is outside the list.
+ */
+int net_mesh_pyobj_decode_events(uint64_t list, size_t start, size_t n, net_mesh_event *events,
+                                 size_t *bad);
+
 /* One entry of a daemon's subscription ledger. */
 typedef struct net_mesh_subscription {
     uint64_t publisher;

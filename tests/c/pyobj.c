@@ -388,6 +388,53 @@ static void lease_equals_deliver(void) {
     net_mesh_node_free(nb);
 }
 
+/* net_mesh_pyobj_decode_events: a list's events (a range of it) decoded in
+ * order; the first undecodable item named; bad ranges refused. */
+static void decodes_event_lists(void) {
+    used = 1;
+    fobj *pay = mkbytes("abc", 3), *empty = mkbytes("", 0);
+    uint64_t items[5];
+    for (int i = 0; i < 5; i++)
+        items[i] = addr(mkevent(mkint(10 + i), mkint(20 + i), i % 2 ? empty : pay, mkint(30 + i), mkint(40 + i),
+                                mkint(50 + i)));
+    fobj *list = mklist(items, 5);
+    net_mesh_event evs[5];
+    memset(evs, 0xab, sizeof evs);
+    size_t bad = 99;
+    OK(net_mesh_pyobj_decode_events(addr(list), 0, 5, evs, &bad));
+    CHECK(bad == 0);
+    for (int i = 0; i < 5; i++) {
+        CHECK(evs[i].link.origin_hash == 10u + i && evs[i].link.sequence == 20u + i);
+        CHECK(evs[i].link.parent_hash == 30u + i && evs[i].link.horizon == 40u + i);
+        CHECK(evs[i].received_at == 50u + i);
+        CHECK(i % 2 ? evs[i].payload_len == 0 && evs[i].payload == NULL
+                    : evs[i].payload_len == 3 && evs[i].payload == (const uint8_t *)&pay->w[4]);
+    }
+    memset(evs, 0, sizeof evs);
+    OK(net_mesh_pyobj_decode_events(addr(list), 2, 3, evs, NULL)); /* a range */
+    CHECK(evs[0].link.origin_hash == 12 && evs[2].link.origin_hash == 14);
+    OK(net_mesh_pyobj_decode_events(addr(list), 5, 0, NULL, &bad)); /* empty, at the end */
+    /* an undecodable item: its index in events, the ones before written */
+    items[3] = addr(mkevent(mkint(1), mkint(2), pay, mkint(3), mkint(4), mkbytes("x", 1)));
+    memset(evs, 0, sizeof evs);
+    EXPECT(NET_MESH_PYOBJ_UNDECODABLE, net_mesh_pyobj_decode_events(addr(list), 1, 4, evs, &bad));
+    CHECK(bad == 2 && evs[1].link.origin_hash == 12 && evs[2].link.origin_hash == 0);
+    items[3] = addr(none_obj);
+    EXPECT(NET_MESH_PYOBJ_UNDECODABLE, net_mesh_pyobj_decode_events(addr(list), 0, 5, evs, &bad));
+    CHECK(bad == 3);
+    /* not a list: a tuple, None, NULL */
+    fobj *tup = mklist(items, 5);
+    tup->w[1] = (uint64_t)(uintptr_t)&tuple_type;
+    EXPECT(NET_MESH_PYOBJ_UNDECODABLE, net_mesh_pyobj_decode_events(addr(tup), 0, 1, evs, &bad));
+    EXPECT(NET_MESH_PYOBJ_UNDECODABLE, net_mesh_pyobj_decode_events(addr(none_obj), 0, 1, evs, &bad));
+    EXPECT(NET_MESH_PYOBJ_UNDECODABLE, net_mesh_pyobj_decode_events(0, 0, 1, evs, &bad));
+    /* ranges outside the list, NULL events */
+    EXPECT(NET_MESH_ERR_INVALID_ARGUMENT, net_mesh_pyobj_decode_events(addr(list), 0, 6, evs, &bad));
+    EXPECT(NET_MESH_ERR_INVALID_ARGUMENT, net_mesh_pyobj_decode_events(addr(list), 6, 0, evs, &bad));
+    EXPECT(NET_MESH_ERR_INVALID_ARGUMENT, net_mesh_pyobj_decode_events(addr(list), 4, SIZE_MAX, evs, &bad));
+    EXPECT(NET_MESH_ERR_INVALID_ARGUMENT, net_mesh_pyobj_decode_events(addr(list), 0, 1, NULL, &bad));
+}
+
 int main(void) {
     none_obj = obj(&none_type); /* pool[0], kept: the others are reused (used = 1) */
     configure_rules();
@@ -395,5 +442,6 @@ int main(void) {
     refuses_events();
     outputs();
     lease_equals_deliver();
+    decodes_event_lists();
     return nm_report(NAME);
 }

@@ -53,12 +53,9 @@ _EVENT_T = {CausalEvent}
 _BYTES_T = {bytes}
 
 
-def _normalise(events: Iterable[Any]) -> "List[CausalEvent]":
+def _normalise(evs: "List[Any]") -> "List[CausalEvent]":
     """The events as CausalEvents with bytes payloads (what process() gets);
     TypeError / InvalidArgumentError before anything is delivered."""
-    if isinstance(events, (bytes, str, CausalEvent)):
-        raise TypeError("net_mesh: deliver_many needs an iterable of CausalEvent")
-    evs = list(events)
     if set(map(type, evs)) <= _EVENT_T and set(map(type, map(_item2, evs))) <= _BYTES_T:
         return evs  # the common case, checked in C loops
     for i, e in enumerate(evs):
@@ -75,11 +72,37 @@ def _normalise(events: Iterable[Any]) -> "List[CausalEvent]":
     return evs
 
 
-def _pack_all(evs: "List[CausalEvent]") -> bytes:
+_decoder: "list[Any]" = []  # [net_mesh_pyobj_decode_events or None], made on first use
+
+
+def _decode(evs: "List[Any]") -> Any:
+    """evs as a net_mesh_event array read by the library from the objects
+    themselves (net_mesh_pyobj_decode_events; the runtime's pyobj layout
+    check passed), or None when an event is not exactly a CausalEvent of
+    u64 ints and bytes (the Python path then normalises, packs or raises)."""
+    if not _decoder:
+        try:
+            fn = _ffi.raw_function("net_mesh_pyobj_decode_events", hold_gil=True)  # reads a list: GIL held
+            fn.argtypes = [c_uint64, c_size_t, c_size_t, c_void_p, c_void_p]
+        except AttributeError:  # an older library
+            fn = None
+        _decoder.append(fn)
+    fn = _decoder[0]
+    if fn is None:
+        return None
+    n = len(evs)
+    buf = (ctypes.c_char * (_EVSZ * n))()
+    return buf if fn(id(evs), 0, n, buf, None) == 0 else None
+
+
+def _pack_all(evs: "List[CausalEvent]", off: "int | None" = _OFF) -> bytes:
     """The events as one net_mesh_event array (payloads by address: evs keeps
-    them alive). A field that is no u64 is InvalidArgumentError."""
+    them alive; off 0 packs NULL payload addresses, to check fields only). A
+    field that is no u64 is InvalidArgumentError."""
     try:
-        return b"".join([_pack_ev(o, hz, sq, par, id(p) + _OFF if p else 0, len(p), rv)
+        if not off:
+            return b"".join([_pack_ev(o, hz, sq, par, 0, len(p), rv) for o, sq, p, par, hz, rv in evs])
+        return b"".join([_pack_ev(o, hz, sq, par, id(p) + off if p else 0, len(p), rv)
                          for o, sq, p, par, hz, rv in evs])
     except (struct.error, TypeError) as e:
         raise InvalidArgumentError(f"net_mesh: bad CausalEvent field (u64 expected): {e}") from None
@@ -91,17 +114,25 @@ def deliver_many(rt: "DaemonRuntime", origin_hash: int, events: Iterable[CausalE
 
     rt._handle()
     _u64(origin_hash, "origin_hash")
-    evs = _normalise(events)
+    if isinstance(events, (bytes, str, CausalEvent)):
+        raise TypeError("net_mesh: deliver_many needs an iterable of CausalEvent")
+    evs = list(events)  # our own list: nobody else changes it while the library reads it
     done: "List[List[CausalEvent]]" = []
     if not evs:
         return done
-    if rt._begin_block is None or _OFF is None:  # no host-driven delivery here: one by one
-        return _singly(rt, origin_hash, evs, done)
-    arr = _pack_all(evs)
     lib = _ffi.lib()
-    if isinstance(lib.net_mesh_runtime_deliver_batch_begin, _ffi._Missing):
-        return _singly(rt, origin_hash, evs, done)
-    base = id(arr) + _OFF
+    if (rt._begin_block is None or _OFF is None
+            or isinstance(lib.net_mesh_runtime_deliver_batch_begin, _ffi._Missing)):
+        evs = _normalise(evs)
+        _pack_all(evs, 0)  # every field checked before the first delivery
+        return _singly(rt, origin_hash, evs, done)  # no batches here: one by one
+    arr = _decode(evs) if rt.pyobj else None
+    if arr is not None:
+        base = ctypes.addressof(arr)
+    else:
+        evs = _normalise(evs)
+        arr = _pack_all(evs)
+        base = id(arr) + _OFF
     try:
         for start in range(0, len(evs), CHUNK):
             chunk = evs[start:start + CHUNK]

@@ -67,8 +67,18 @@ def _stats(h):
     return (s.events_processed, s.events_emitted, s.errors, s.snapshots_taken)
 
 
-def test_equal_to_single_delivers_on_a_twin(twins):
+@pytest.mark.parametrize("decoded", [True, False], ids=["library-decodes", "python-packs"])
+def test_equal_to_single_delivers_on_a_twin(twins, decoded):
     single, batch, hs, o = twins
+    # the library reads the events itself (pyobj) when it can; either way
+    # the results are the same
+    if not decoded or not batch.pyobj:
+        batch.pyobj = False
+    else:
+        evs = _events(1, 3)
+        assert _batch._decode(evs) is not None
+        assert _batch._decode(evs + [nm.CausalEvent(origin_hash=True, sequence=1, payload=b"")]) is None
+        assert _batch._decode(evs + [nm.CausalEvent(origin_hash=1, sequence=1, payload=bytearray())]) is None
     seq = 1
     for n in (1, 7, 30, 2, 45, 1):
         evs = _events(seq, n)
@@ -341,3 +351,15 @@ def test_batch_while_migrating_falls_back_and_loses_nothing():
             got = rb.deliver_many(o, [ev(seq=i) for i in range(26, 31)])
             assert [count_of(g) for g in got] == [26, 27, 28, 29, 30]
             m.close()
+
+
+def test_without_batches_in_the_library_one_by_one(rt, monkeypatch):
+    """A library or interpreter without host-driven delivery: deliver_many
+    delivers one by one, with the same checks first."""
+    h = rt.spawn("counter", nm.Identity.generate())
+    monkeypatch.setattr(rt, "_begin_block", None)
+    with pytest.raises(nm.InvalidArgumentError):
+        rt.deliver_many(h.origin_hash, [ev(), ev(), nm.CausalEvent(origin_hash=2**64, sequence=1, payload=b"")])
+    assert h.stats().events_processed == 0
+    got = rt.deliver_many(h.origin_hash, [ev(bytearray(b"a")), ev()])
+    assert [count_of(g) for g in got] == [1, 2]
