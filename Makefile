@@ -26,7 +26,7 @@ test-go: ## Go unit tests with the race detector
 	$(GO) test -race -count=1 ./...
 
 fuzz: ## run every fuzz target for FUZZTIME each
-	@set -e; for pkg in $$($(GO) list ./core/...); do \
+	@set -e; for pkg in $$($(GO) list ./core/... ./capi); do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
 	    echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; done
