@@ -11,7 +11,7 @@ export type ErrorCode =
   | 'SNAPSHOT_IDENTITY_MISMATCH' | 'DAEMON_NOT_FOUND' | 'DAEMON_MOVED' | 'ALREADY_REGISTERED'
   | 'PROCESS_FAILED' | 'RESTORE_FAILED' | 'INVALID_ARGUMENT' | 'TIMEOUT' | 'MIGRATION'
   | 'MIGRATION_FAILED' | 'BAD_HANDLE' | 'CALLBACK_FAILED' | 'INTERNAL_PANIC' | 'NO_MEMORY'
-  | 'IO' | 'INTERNAL' | 'QUEUE_FULL';
+  | 'IO' | 'INTERNAL' | 'QUEUE_FULL' | 'BATCH_REFUSED';
 
 export class NetMeshError extends Error {
   constructor(message: string, options?: {

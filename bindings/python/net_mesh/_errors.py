@@ -171,6 +171,8 @@ _BY_CODE: dict[int, tuple[type[NetMeshError], str]] = {
     -19: (NetMeshIOError, "io"),
     -20: (InternalError, "internal"),
     -21: (QueueFullError, "queue-full"),
+    # deliver_many handles it (falls back to single delivers); never raised
+    -22: (InternalError, "batch-refused"),
 }
 
 

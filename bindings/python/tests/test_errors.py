@@ -13,6 +13,7 @@ EXPECTED = {
     -12: nm.NetMeshTimeoutError, -13: nm.MigrationError, -14: nm.MigrationFailedError,
     -15: nm.BadHandleError, -16: nm.CallbackFailedError, -17: nm.InternalError,
     -18: nm.InternalError, -19: nm.NetMeshIOError, -20: nm.InternalError, -21: nm.QueueFullError,
+    -22: nm.InternalError,
 }
 
 
