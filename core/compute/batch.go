@@ -88,7 +88,7 @@ func (r *Runtime) DeliverBatchBegin(origin uint64, evs []causal.Event, thread ui
 		b.links = slices.Clip(b.links) // do not keep a huge batch's buffer forever
 	}
 	b.evs = nil
-	if m := r.observers.m.Load(); m != nil && len((*m)[origin]) > 0 {
+	if m := r.obs.Load(); m != nil && len((*m)[origin]) > 0 {
 		b.evs = make([]causal.Event, len(evs))
 		for i := range evs {
 			b.evs[i] = evs[i]

@@ -182,9 +182,11 @@ func (r *Runtime) DeliverBeginByRef(origin uint64, ev *causal.Event, thread uint
 	if State(r.state.Load()) != StateReady {
 		return Lease{}, r.requireReady()
 	}
-	h := r.reg.host(origin)
+	h := r.reg.cached(origin)
 	if h == nil {
-		return Lease{}, r.missing(origin)
+		if h = r.reg.hostSlow(origin); h == nil {
+			return Lease{}, r.missing(origin)
+		}
 	}
 	if thread != 0 && h.ls.live.Load() != 0 && h.ls.holder.Load() == thread {
 		return Lease{}, errSelfLease(origin)
@@ -205,7 +207,7 @@ func (r *Runtime) DeliverBeginByRef(origin uint64, ev *causal.Event, thread uint
 	h.observeLocked(ev.Link.Origin, ev.Link.Sequence)
 	// The input is kept for the observers registered now; one registered
 	// during the lease does not see this delivery (it began before).
-	if m := r.observers.m.Load(); m != nil && len((*m)[origin]) > 0 {
+	if m := r.obs.Load(); m != nil && len((*m)[origin]) > 0 {
 		h.leaseEv = *ev
 		h.leaseEv.Payload = slices.Clone(ev.Payload)
 		h.leaseEvSet = true
@@ -306,7 +308,11 @@ func (r *Runtime) DeliverCommit(dst []causal.Event, origin, ticket uint64, outs 
 		h.endLeaseLocked()
 	}
 	dst, err = h.commitLocked(dst, outs)
-	h.unlock()
+	if h.closed.Load() {
+		h.unlock() // may run the Close hook
+	} else {
+		h.mu.Unlock() // unlock's common case without the call
+	}
 	if err == nil && fire {
 		r.fireObserversOf(origin, &ev)
 	}
@@ -361,6 +367,8 @@ func (h *DaemonHost) commitLocked(dst []causal.Event, outs [][]byte) ([]causal.E
 			return dst, err
 		}
 	}
-	h.autoSnapshotLocked(n)
+	if h.cfg.AutoSnapshotInterval > 0 {
+		h.autoSnapshotLocked(n)
+	}
 	return dst, nil
 }

@@ -78,6 +78,10 @@ func WithQueueSize(n int) Option { return func(o *options) { o.queue = n } }
 type Runtime struct {
 	_     [64]byte      // the fields read per delivery share no line with a neighbour object
 	state atomic.Uint32 // first, next to reg's lock-free lookup words
+	// obs is the observers' copy-on-write map (written under observers'
+	// mutex), on the line a delivery reads anyway: every delivery checks it
+	// with one atomic load.
+	obs   atomic.Pointer[map[uint64][]observer]
 	reg   registry
 	node  Node
 	pool  *pool
@@ -94,12 +98,10 @@ type Runtime struct {
 		m map[string]Factory
 	}
 
-	// observers is copy-on-write: Deliver reads it with one atomic load.
+	// observers serializes the writers of obs.
 	observers struct {
-		sync.Mutex // serializes writers
-		next       uint64
-		m          atomic.Pointer[map[uint64][]observer]
-		_          [64]byte
+		sync.Mutex
+		next uint64
 	}
 
 	// Test-only stalls, run (when set) between Start's handler install and
@@ -564,7 +566,7 @@ func (r *Runtime) deliverVisit(origin uint64, ev *causal.Event, visit func(outs 
 		}
 	}
 	processed, err := h.deliverVisit(ev, visit, pinned)
-	if processed && r.observers.m.Load() != nil {
+	if processed && r.obs.Load() != nil {
 		r.fireObserversOf(origin, ev)
 	}
 	return err
@@ -608,7 +610,7 @@ func (r *Runtime) OnDelivered(origin uint64, fn func(causal.Event)) (cancel func
 // updateObservers copies the observer map, edits the copy and publishes it.
 // Callers hold r.observers' mutex.
 func (r *Runtime) updateObservers(edit func(map[uint64][]observer)) {
-	old := r.observers.m.Load()
+	old := r.obs.Load()
 	m := make(map[uint64][]observer)
 	if old != nil {
 		for k, v := range *old {
@@ -617,17 +619,17 @@ func (r *Runtime) updateObservers(edit func(map[uint64][]observer)) {
 	}
 	edit(m)
 	if len(m) == 0 {
-		r.observers.m.Store(nil)
+		r.obs.Store(nil)
 		return
 	}
-	r.observers.m.Store(&m)
+	r.obs.Store(&m)
 }
 
 func (r *Runtime) fireObservers(origin uint64, ev causal.Event) { r.fireObserversOf(origin, &ev) }
 
 // fireObserversOf is fireObservers without copying ev when nobody observes.
 func (r *Runtime) fireObserversOf(origin uint64, ev *causal.Event) {
-	if m := r.observers.m.Load(); m != nil {
+	if m := r.obs.Load(); m != nil {
 		for _, ob := range (*m)[origin] {
 			ob.fn(*ev)
 		}
