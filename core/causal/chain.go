@@ -50,7 +50,11 @@ func (c *Chain) Append(payload []byte, horizon uint64) (Link, error) {
 	}
 	c.head = next
 	if len(payload) <= maxHashLinked {
-		c.next = hashLinked((*[LinkSize + 8]byte)(c.buf[:LinkSize+8]), next, payload)
+		// A 40-byte stack scratch, not c.buf: the chain's hot words
+		// (head, next) then share their cache line with nothing else the
+		// append touches.
+		var b [LinkSize + 8]byte
+		c.next = hashLinked(&b, next, payload)
 	} else if len(payload) <= smallPayload {
 		putLink(c.buf[:], next)
 		n := copy(c.buf[LinkSize:], payload)
