@@ -101,7 +101,7 @@ def replay_ns(k: int, repeats: int = 3) -> float:
                 rb.expect_migration("replay", o)
                 ra.spawn("replay", ident)
                 m = ra.start_migration(o, a.node_id, b.node_id)
-                ev = nm.CausalEvent(1, 1, bytes(16))
+                ev = nm.CausalEvent(1, 1, bytes(64))
                 for _ in range(k):
                     assert ra.deliver(o, ev) == []  # queued
                 m.wait(60)
@@ -180,24 +180,24 @@ def main() -> int:
     payload = bytes(64)
 
     def deliver_echo(k):
-        d = rt.deliver
+        d, ce = rt.deliver, nm.CausalEvent
         for i in range(k):
-            d(echo, nm.CausalEvent(1, i + 1, payload))
+            d(echo, ce(1, i + 1, payload))
 
     def deliver_sink(k):
-        d = rt.deliver
+        d, ce = rt.deliver, nm.CausalEvent
         for i in range(k):
-            d(sink, nm.CausalEvent(1, i + 1, payload))
+            d(sink, ce(1, i + 1, payload))
 
     def deliver_many_echo(k):  # batches of 100 events, per event
-        d = rt.deliver_many
+        d, ce = rt.deliver_many, nm.CausalEvent
         for j in range(0, k, 100):
-            d(echo, [nm.CausalEvent(1, j + i + 1, payload) for i in range(100)])
+            d(echo, [ce(1, j + i + 1, payload) for i in range(100)])
 
     def deliver_echo_py(k):
-        d = rt_py.deliver
+        d, ce = rt_py.deliver, nm.CausalEvent
         for i in range(k):
-            d(echo_py, nm.CausalEvent(1, i + 1, payload))
+            d(echo_py, ce(1, i + 1, payload))
 
     import ctypes
     from net_mesh import _runtime
@@ -233,9 +233,9 @@ def main() -> int:
     echo_obj = Echo()
 
     def python_only(k):
-        p = echo_obj.process
+        p, ce = echo_obj.process, nm.CausalEvent
         for i in range(k):
-            p(nm.CausalEvent(1, i + 1, payload))
+            p(ce(1, i + 1, payload))
 
     # the binding's own Python, warm: rt.deliver's code with the two library
     # calls replaced by a no-op C builtin (operator.not_ of the argument: 0)
@@ -261,16 +261,16 @@ def main() -> int:
     fake_deliver = _runtime._fast_deliver(fake)
 
     def binding_python(k):
-        d = fake_deliver
+        d, ce = fake_deliver, nm.CausalEvent
         for i in range(k):
-            d(echo, nm.CausalEvent(1, i + 1, payload))
+            d(echo, ce(1, i + 1, payload))
 
     # the previous path, kept for runtime-initiated work: deliver_into with
     # the daemon's process called back through a ctypes callback
     def deliver_echo_callback(k):
-        d = rt._deliver_callback
+        d, ce = rt._deliver_callback, nm.CausalEvent
         for i in range(k):
-            d(echo, nm.CausalEvent(1, i + 1, payload))
+            d(echo, ce(1, i + 1, payload))
 
     # and its bare foreign part: deliver_into (prebuilt args) into an empty
     # CFUNCTYPE process (ctypes call + library + ctypes callback)
@@ -349,10 +349,9 @@ def main() -> int:
     sub = best_ns(submit_tasks, n // 4, 3)
     rows.append(("library-thread callback: submit + empty Python task (throughput)", sub))
     bests.append(sub)
-    # 100 events of 16 B: more queued bytes than one 7000-byte migration
-    # chunk currently stall the replay in the library (see ABI_NEEDS.md)
-    replay = replay_ns(100)
-    rows.append(("migration replay on a library thread: per queued 16 B event (100 queued), Python counter, 1 output to the sink; includes moving the queue",
+    # 1000 events of 64 B: ~10 migration chunks of queued events
+    replay = replay_ns(1000)
+    rows.append(("migration replay on a library thread: per queued 64 B event (1000 queued), Python counter, 1 output to the sink; includes moving the queue",
                  replay))
     bests.append(replay)
     floor_ns = med["floor"]

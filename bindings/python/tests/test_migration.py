@@ -530,3 +530,31 @@ def test_gc_storms_during_migrations(pair):
             t.join()
     assert collections[0] > 3
     assert wait_until(lambda: len(pair.sunk["b"]) == 30)
+
+
+@pytest.mark.parametrize("n,size", [(200, 64), (1000, 100)])
+def test_replay_of_a_queue_bigger_than_one_chunk(pair, n, size):
+    # Events queued on the source during a slow restore (here 200 x 64 B and
+    # 1000 x 100 B: more bytes than one ~7000-byte migration chunk) all reach
+    # the target's replay, in order, and the migration completes. (An older
+    # library replayed the first ~127 and stalled in the replay phase.)
+    ident = nm.Identity.generate()
+    o = ident.origin_hash
+    pair.rb.expect_migration("brief", o)
+    pair.ra.spawn("brief", ident)
+    m = pair.ra.start_migration(o, pair.a.node_id, pair.b.node_id)
+    assert wait_until(lambda: m.phase in ("restore", "replay", "cutover", None), timeout=5)
+    queued = 0
+    for _ in range(n):
+        try:
+            outs = pair.ra.deliver(o, ev(bytes(size)))
+        except nm.DaemonMovedError:
+            break
+        assert outs == []  # queued behind the migration
+        queued += 1
+    m.wait(timeout=10)
+    assert m.error() is None
+    assert queued == n, "all delivered while the target restores (0.2 s)"
+    counts = [c for (org, c) in pair.sunk["b"] if org == o]
+    assert counts == list(range(1, queued + 1)), "every queued event replayed once, in order"
+    assert count_of(pair.rb.deliver(o, ev())) == queued + 1
