@@ -175,16 +175,8 @@ func net_mesh_runtime_deliver_begin_block(d *C.net_mesh_delivery) (rc C.int) {
 	if err != nil {
 		return fail(err)
 	}
-	// Field by field, not a composite literal: the compiler builds a
-	// literal in a temporary and copies it over in 16-byte loads of the
-	// fresh 8-byte stores (a store forwarding stall).
 	var in causal.Event
-	in.Link.Origin = uint64(ev.link.origin_hash)
-	in.Link.Horizon = uint64(ev.link.horizon)
-	in.Link.Sequence = uint64(ev.link.sequence)
-	in.Link.Parent = uint64(ev.link.parent_hash)
-	in.Payload = payload
-	in.ReceivedAt = uint64(ev.received_at)
+	readEvent(&in, ev, payload)
 	l, err := rt.DeliverBeginByRef(uint64(d.origin), &in, uint64(d.thread), onlyCDaemons)
 	if err != nil {
 		return fail(err)

@@ -542,15 +542,8 @@ func net_mesh_runtime_deliver_into(h *C.net_mesh_runtime, origin C.uint64_t, ev 
 		}
 		payload = unsafe.Slice((*byte)(unsafe.Pointer(ev.payload)), int(n))
 	}
-	// Field by field: a composite literal is built in a temporary and
-	// copied, and that 64-byte copy stalls on store forwarding.
 	var in causal.Event
-	in.Link.Origin = uint64(ev.link.origin_hash)
-	in.Link.Horizon = uint64(ev.link.horizon)
-	in.Link.Sequence = uint64(ev.link.sequence)
-	in.Link.Parent = uint64(ev.link.parent_hash)
-	in.Payload = payload
-	in.ReceivedAt = uint64(ev.received_at)
+	readEvent(&in, ev, payload)
 	// The outputs are written into the list while the daemon's host is
 	// still locked: a C daemon lends them from this thread's buffer, so
 	// they are copied once, from there into the list.
@@ -638,6 +631,20 @@ func refillEventList(list *C.net_mesh_event_list, evs []causal.Event) error {
 	}
 	list.events, list.len = &arr[0], C.size_t(len(evs))
 	return nil
+}
+
+// readEvent sets in from C event ev, with payload (ev's bytes, already
+// checked) as its payload. Field by field into the caller's variable, not a
+// composite literal: the compiler builds a literal in a temporary and copies
+// it over in 16-byte loads of the fresh 8-byte stores (a store forwarding
+// stall on the delivery paths).
+func readEvent(in *causal.Event, ev *C.net_mesh_event, payload []byte) {
+	in.Link.Origin = uint64(ev.link.origin_hash)
+	in.Link.Horizon = uint64(ev.link.horizon)
+	in.Link.Sequence = uint64(ev.link.sequence)
+	in.Link.Parent = uint64(ev.link.parent_hash)
+	in.Payload = payload
+	in.ReceivedAt = uint64(ev.received_at)
 }
 
 // fillEvent writes e's link, received_at and payload length into ce and

@@ -57,19 +57,9 @@ func (r *Runtime) DeliverBatchBegin(origin uint64, evs []causal.Event, thread ui
 	if len(evs) == 0 {
 		return Lease{}, wrapErr(ErrInvalidArgument, "empty batch", nil)
 	}
-	h := r.reg.host(origin)
-	if h == nil {
-		return Lease{}, r.missing(origin)
-	}
-	if thread != 0 && h.ls.live.Load() != 0 && h.ls.holder.Load() == thread {
-		return Lease{}, errSelfLease(origin)
-	}
-	h.mu.Lock()
-	if check != nil {
-		if err := check(h.daemon); err != nil {
-			h.unlock()
-			return Lease{}, err
-		}
+	h, err := r.lockForLease(origin, thread, check)
+	if err != nil {
+		return Lease{}, err
 	}
 	if err := h.batchGateLocked(); err != nil {
 		h.unlock()

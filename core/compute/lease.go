@@ -182,21 +182,9 @@ func (r *Runtime) DeliverBeginByRef(origin uint64, ev *causal.Event, thread uint
 	if State(r.state.Load()) != StateReady {
 		return Lease{}, r.requireReady()
 	}
-	h := r.reg.cached(origin)
-	if h == nil {
-		if h = r.reg.hostSlow(origin); h == nil {
-			return Lease{}, r.missing(origin)
-		}
-	}
-	if thread != 0 && h.ls.live.Load() != 0 && h.ls.holder.Load() == thread {
-		return Lease{}, errSelfLease(origin)
-	}
-	h.mu.Lock()
-	if check != nil {
-		if err := check(h.daemon); err != nil {
-			h.unlock()
-			return Lease{}, err
-		}
+	h, err := r.lockForLease(origin, thread, check)
+	if err != nil {
+		return Lease{}, err
 	}
 	if h.closed.Load() || HostPhase(h.phase.Load()) != PhaseNormal {
 		if queued, err := h.admitLocked(ev); err != nil || queued {
@@ -214,6 +202,31 @@ func (r *Runtime) DeliverBeginByRef(origin uint64, ev *causal.Event, thread uint
 	}
 	t := h.grantLeaseLocked(r, thread, 0)
 	return Lease{Ticket: t, Daemon: h.daemon, Word: h.leaseWord}, nil
+}
+
+// lockForLease is the first step of every begin (single or batch): find
+// origin's host, refuse a begin by the thread already holding its lease
+// (it would wait on itself), lock the host and run check on its daemon (a
+// non-nil error is returned as is, the host unlocked again). On success the
+// host is returned locked.
+func (r *Runtime) lockForLease(origin, thread uint64, check func(Daemon) error) (*DaemonHost, error) {
+	h := r.reg.cached(origin)
+	if h == nil {
+		if h = r.reg.hostSlow(origin); h == nil {
+			return nil, r.missing(origin)
+		}
+	}
+	if thread != 0 && h.ls.live.Load() != 0 && h.ls.holder.Load() == thread {
+		return nil, errSelfLease(origin)
+	}
+	h.mu.Lock()
+	if check != nil {
+		if err := check(h.daemon); err != nil {
+			h.unlock()
+			return nil, err
+		}
+	}
+	return h, nil
 }
 
 // grantLeaseLocked makes the host's next ticket (with bits or'ed in) its
