@@ -234,11 +234,8 @@ func net_mesh_runtime_deliver_commit_block(d *C.net_mesh_delivery) (rc C.int) {
 	}
 	// None or one output (the common case) in a small frame.
 	origin, ticket := uint64(d.origin), uint64(d.ticket)
-	rt, err := runtimeCore(unsafe.Pointer(d.rt))
+	rt, err := commitRuntime(d)
 	if err != nil {
-		if compute.AbortOrphanLease(ticket) { // as in deliver_commit
-			d.ticket = 0
-		}
 		return fail(err)
 	}
 	var one [1][]byte
@@ -263,6 +260,17 @@ func net_mesh_runtime_deliver_commit_block(d *C.net_mesh_delivery) (rc C.int) {
 	return statusOK
 }
 
+// commitRuntime is the runtime a commit block names. When that handle is
+// gone, a lease of its runtime (freed meanwhile) still ends, as in
+// deliver_commit, and the block's ticket is cleared.
+func commitRuntime(d *C.net_mesh_delivery) (*compute.Runtime, error) {
+	rt, err := runtimeCore(unsafe.Pointer(d.rt))
+	if err != nil && compute.AbortOrphanLease(uint64(d.ticket)) {
+		d.ticket = 0
+	}
+	return rt, err
+}
+
 // abortBlock ends the lease of a commit whose outputs were refused (err):
 // as in deliver_commit, counted as a failed process; a bad ticket changes
 // nothing.
@@ -278,11 +286,8 @@ func abortBlock(rt *compute.Runtime, d *C.net_mesh_delivery, err error) C.int {
 // records (the guard is the caller's).
 func commitRecords(d *C.net_mesh_delivery) C.int {
 	origin, ticket := uint64(d.origin), uint64(d.ticket)
-	rt, err := runtimeCore(unsafe.Pointer(d.rt))
+	rt, err := commitRuntime(d)
 	if err != nil {
-		if compute.AbortOrphanLease(ticket) { // as in deliver_commit
-			d.ticket = 0
-		}
 		return fail(err)
 	}
 	var outsArr [4][]byte

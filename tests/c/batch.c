@@ -5,12 +5,6 @@
  * batchmig.c, which needs the network.) */
 #include "harness.h"
 #include "daemons.h"
-static uint64_t origin_of(net_mesh_identity *id) {
-    uint64_t o = 0;
-    net_mesh_identity_origin_hash(id, &o);
-    return o;
-}
-
 /* multi: counts events and emits seq % 3 outputs of 9 bytes each (the
  * count, then the output's index); payload "fail" fails. The same logic
  * runs as a process callback (single deliveries) and in the host (batches). */
@@ -53,14 +47,6 @@ static net_mesh_runtime *new_runtime(net_mesh_node **node) {
     OK(register_kind(rt, "counter", counter_create));
     OK(net_mesh_runtime_start(rt));
     return rt;
-}
-
-static net_mesh_daemon_stats stats_of(net_mesh_daemon *d) {
-    net_mesh_daemon_stats st;
-    memset(&st, 0, sizeof st);
-    st.size = sizeof st;
-    OK(net_mesh_daemon_stats_get(d, &st));
-    return st;
 }
 
 #define MAXN 64

@@ -15,20 +15,6 @@ static void sleep_ms(int ms) {
     nanosleep(&ts, NULL);
 }
 
-static uint64_t origin_of(net_mesh_identity *id) {
-    uint64_t o = 0;
-    net_mesh_identity_origin_hash(id, &o);
-    return o;
-}
-
-static net_mesh_daemon_stats stats_of(net_mesh_daemon *d) {
-    net_mesh_daemon_stats st;
-    memset(&st, 0, sizeof st);
-    st.size = sizeof st;
-    OK(net_mesh_daemon_stats_get(d, &st));
-    return st;
-}
-
 /* ---- a host executor on the target that runs nothing until pumped: the
  * migration stays in Restore, the source buffering ---- */
 

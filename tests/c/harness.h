@@ -34,6 +34,21 @@ static int nm_checks;
 
 #define OK(call) EXPECT(NET_MESH_OK, call)
 
+/* Small helpers shared by the test programs (inline: unused ones are fine). */
+static inline uint64_t origin_of(net_mesh_identity *id) {
+    uint64_t o = 0;
+    net_mesh_identity_origin_hash(id, &o);
+    return o;
+}
+
+static inline net_mesh_daemon_stats stats_of(net_mesh_daemon *d) {
+    net_mesh_daemon_stats st;
+    memset(&st, 0, sizeof st);
+    st.size = sizeof st;
+    OK(net_mesh_daemon_stats_get(d, &st));
+    return st;
+}
+
 static int nm_report(const char *name) {
     if (nm_failures) {
         fprintf(stderr, "%s: %d of %d checks FAILED\n", name, nm_failures, nm_checks);

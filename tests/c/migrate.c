@@ -15,12 +15,6 @@ static void sleep_ms(int ms) {
     nanosleep(&ts, NULL);
 }
 
-static uint64_t origin_of(net_mesh_identity *id) {
-    uint64_t o = 0;
-    net_mesh_identity_origin_hash(id, &o);
-    return o;
-}
-
 static net_mesh_node *new_node(void) {
     net_mesh_node_options o;
     net_mesh_node_options_init(&o);

@@ -6,12 +6,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static uint64_t origin_of(net_mesh_identity *id) {
-    uint64_t o = 0;
-    net_mesh_identity_origin_hash(id, &o);
-    return o;
-}
-
 static net_mesh_node *new_node(void) {
     net_mesh_node_options o;
     net_mesh_node_options_init(&o);
