@@ -28,7 +28,7 @@ test-go: ## Go unit tests with the race detector
 fuzz: ## run every fuzz target for FUZZTIME each (a duration like 5s, or a count like 10000x)
 	GO=$(GO) bash tests/fuzz.sh $(FUZZTIME)
 
-test: fmt-check vet test-go test-c test-python test-node ## everything: format, vet, Go tests (race), C ABI suite, fuzz smoke
+test: fmt-check vet test-go test-c test-python test-python-versions test-node ## everything: format, vet, Go tests (race), C ABI suite, fuzz smoke
 	$(MAKE) fuzz FUZZTIME=10000x
 
 bench: ## every benchmark next to its same-run floor: bench/RESULTS.md (Go + C), Python and Node tables

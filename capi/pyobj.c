@@ -232,3 +232,315 @@ int net_mesh_pyobj_decode_events(uint64_t list, size_t start, size_t n, net_mesh
     }
     return NET_MESH_OK;
 }
+
+/* ---- deliver as a CPython builtin (net_mesh_pyobj_native_deliver) ----
+ *
+ * The functions below run with the GIL held (Python calls them), except
+ * begin, which releases it around the library's begin so other Python
+ * threads (and library threads calling Python) run while it may wait. They
+ * call the interpreter only through the addresses handed over by
+ * net_mesh_pyobj_configure_api: the library never links libpython. */
+
+typedef void *nm_pyobj; /* a PyObject * */
+
+typedef struct nm_pyfns {
+    void *(*save_thread)(void);
+    void (*restore_thread)(void *);
+    nm_pyobj (*vectorcall_method)(nm_pyobj name, nm_pyobj const *args, size_t nargsf, nm_pyobj kwnames);
+    nm_pyobj (*get_item)(nm_pyobj o, nm_pyobj key);
+    nm_pyobj (*long_from_u64)(unsigned long long v);
+    nm_pyobj (*list_new)(intptr_t n);
+    nm_pyobj (*event_alloc)(nm_pyobj type, intptr_t n);
+    void (*incref)(nm_pyobj);
+    void (*decref)(nm_pyobj);
+    void (*err_fetch)(nm_pyobj *, nm_pyobj *, nm_pyobj *);
+    void (*err_normalize)(nm_pyobj *, nm_pyobj *, nm_pyobj *);
+    int (*set_traceback)(nm_pyobj, nm_pyobj);
+    nm_pyobj (*capsule_new)(void *, const char *, void (*)(nm_pyobj));
+    void *(*capsule_get_pointer)(nm_pyobj, const char *);
+    nm_pyobj (*cfunction_new)(void *def, nm_pyobj self, nm_pyobj module);
+} nm_pyfns;
+
+static nm_pyfns nm_api;
+static int nm_api_ready;
+static volatile int nm_py_forked; /* set in a child after fork(): no call may enter Go */
+
+static void nm_py_atfork_child(void) { nm_py_forked = 1; }
+
+static const nm_pyfns *nm_api_get(void) {
+    return __atomic_load_n(&nm_api_ready, __ATOMIC_ACQUIRE) ? &nm_api : NULL;
+}
+
+int net_mesh_pyobj_configure_api(const net_mesh_pyapi *api) {
+    if (!api || api->size < sizeof(net_mesh_pyapi))
+        return nm_py_fail("netmesh: pyobj: api is NULL or its size is below sizeof(net_mesh_pyapi)");
+    const uint64_t *f = &api->save_thread;
+    size_t n = (sizeof(net_mesh_pyapi) - offsetof(net_mesh_pyapi, save_thread)) / sizeof(uint64_t);
+    for (size_t i = 0; i < n; i++)
+        if (!f[i]) return nm_py_fail("netmesh: pyobj: a CPython function address is 0");
+    nm_pyfns a;
+    memcpy(&a.save_thread, &api->save_thread, sizeof(void *));
+    memcpy(&a.restore_thread, &api->restore_thread, sizeof(void *));
+    memcpy(&a.vectorcall_method, &api->vectorcall_method, sizeof(void *));
+    memcpy(&a.get_item, &api->get_item, sizeof(void *));
+    memcpy(&a.long_from_u64, &api->long_from_u64, sizeof(void *));
+    memcpy(&a.list_new, &api->list_new, sizeof(void *));
+    memcpy(&a.event_alloc, &api->event_alloc, sizeof(void *));
+    memcpy(&a.incref, &api->incref, sizeof(void *));
+    memcpy(&a.decref, &api->decref, sizeof(void *));
+    memcpy(&a.err_fetch, &api->err_fetch, sizeof(void *));
+    memcpy(&a.err_normalize, &api->err_normalize, sizeof(void *));
+    memcpy(&a.set_traceback, &api->set_traceback, sizeof(void *));
+    memcpy(&a.capsule_new, &api->capsule_new, sizeof(void *));
+    memcpy(&a.capsule_get_pointer, &api->capsule_get_pointer, sizeof(void *));
+    memcpy(&a.cfunction_new, &api->cfunction_new, sizeof(void *));
+    int rc = NET_MESH_OK;
+    pthread_mutex_lock(&nm_py_mu);
+    if (!nm_api_ready) {
+        nm_api = a;
+        pthread_atfork(NULL, NULL, nm_py_atfork_child);
+        __atomic_store_n(&nm_api_ready, 1, __ATOMIC_RELEASE);
+    } else if (memcmp(&nm_api, &a, sizeof a) != 0) {
+        rc = NET_MESH_ERR_INVALID_ARGUMENT;
+    }
+    pthread_mutex_unlock(&nm_py_mu);
+    if (rc != NET_MESH_OK)
+        return nm_py_fail("netmesh: pyobj: api already configured with other addresses");
+    return NET_MESH_OK;
+}
+
+/* Names looked up on the helper object (and the daemon's method). */
+enum { NM_N_PROCESS, NM_N_SLOW, NM_N_FAILED, NM_N_COMMIT_OTHER, NM_N_COMMIT_FAILED, NM_N_COUNT };
+
+typedef struct nm_native {
+    net_mesh_runtime *rt;
+    nm_pyobj objects; /* dict: daemon key -> daemon */
+    nm_pyobj helper;  /* the binding's continuations */
+    nm_pyobj names[NM_N_COUNT];
+} nm_native;
+
+static const char nm_capsule_name[] = "net_mesh.native_deliver";
+
+#define NM_VC_OFFSET ((size_t)1 << (8 * sizeof(size_t) - 1)) /* PY_VECTORCALL_ARGUMENTS_OFFSET */
+
+static void nm_native_free(nm_pyobj capsule) {
+    const nm_pyfns *a = nm_api_get();
+    nm_native *st = a ? a->capsule_get_pointer(capsule, nm_capsule_name) : NULL;
+    if (!st) return;
+    a->decref(st->objects);
+    a->decref(st->helper);
+    for (int i = 0; i < NM_N_COUNT; i++) a->decref(st->names[i]);
+    free(st);
+}
+
+/* helper.<name>(*args): a new reference, or NULL with the exception set. */
+static nm_pyobj nm_helper_call(const nm_pyfns *a, const nm_native *st, int name, nm_pyobj *args, size_t nargs,
+                               nm_pyobj kwnames) {
+    /* args[-1] is a free slot (PY_VECTORCALL_ARGUMENTS_OFFSET) */
+    args[-1] = st->helper;
+    return a->vectorcall_method(st->names[name], args - 1, (nargs + 1) | NM_VC_OFFSET, kwnames);
+}
+
+/* The new CausalEvent (origin, meta[0], payload, meta[1], meta[2], meta[3]). */
+static nm_pyobj nm_py_new_event(const nm_pyfns *a, const nm_pycfg *c, nm_pyobj origin, const uint64_t meta[4],
+                                nm_pyobj payload) {
+    nm_pyobj v[4];
+    for (int i = 0; i < 4; i++) {
+        v[i] = a->long_from_u64(meta[i]);
+        if (!v[i]) {
+            while (i-- > 0) a->decref(v[i]);
+            return NULL;
+        }
+    }
+    nm_pyobj ev = a->event_alloc((nm_pyobj)c->event_type, 6);
+    if (!ev) {
+        for (int i = 0; i < 4; i++) a->decref(v[i]);
+        return NULL;
+    }
+    nm_pyobj *it = (nm_pyobj *)((uintptr_t)ev + c->tuple_items);
+    a->incref(origin);
+    a->incref(payload);
+    it[0] = origin;
+    it[1] = v[0];
+    it[2] = payload;
+    it[3] = v[1];
+    it[4] = v[2];
+    it[5] = v[3];
+    return ev;
+}
+
+/* A new list holding item (the reference is stolen), or holding nothing when
+ * item is NULL. */
+static nm_pyobj nm_py_list_of(const nm_pyfns *a, const nm_pycfg *c, nm_pyobj item) {
+    nm_pyobj l = a->list_new(item ? 1 : 0);
+    if (!l) {
+        if (item) a->decref(item);
+        return NULL;
+    }
+    if (item) ((nm_pyobj *)nm_word((uintptr_t)l, c->list_items))[0] = item;
+    return l;
+}
+
+/* End the lease of p here, as failed, after the binding's helper that
+ * should have ended it raised: it could not be called (making its arguments
+ * ran out of memory; that MemoryError is what the builtin raises) or it
+ * raised before its own abort or commit. Nothing may stay locked. Tickets are
+ * never reused, so a ticket the helper (or a commit) already ended is stale:
+ * refused, changing nothing. (The thread's last error is replaced; the
+ * helper's exception was made before.) */
+static void nm_native_abort(const net_mesh_pydelivery *p) {
+    if (p->d.ticket)
+        net_mesh_runtime_deliver_abort(p->d.rt, p->d.origin, p->d.ticket,
+                                       "netmesh: pyobj: the binding's helper raised before ending the lease");
+}
+
+/* rt.deliver(origin_hash, event): METH_FASTCALL | METH_KEYWORDS. */
+static nm_pyobj nm_native_deliver_fn(nm_pyobj self, nm_pyobj const *args, intptr_t nargsf, nm_pyobj kwnames) {
+    const nm_pyfns *a = &nm_api; /* set before any function was made */
+    const nm_pycfg *c = &nm_py;
+    nm_native *st = a->capsule_get_pointer(self, nm_capsule_name);
+    if (!st) return NULL;
+    intptr_t nargs = nargsf & ~(intptr_t)NM_VC_OFFSET;
+    net_mesh_pydelivery p;
+    p.d.size = sizeof p;
+    p.d.rt = st->rt;
+    nm_pyobj fw[8];
+    if (nargs != 2 || kwnames || nm_py_forked || !nm_py_u64(c, (uintptr_t)args[0], &p.d.origin) ||
+        !nm_py_event_at(c, (uintptr_t)args[1], &p.d.event))
+        goto slow;
+    p.d.thread = (uint64_t)pthread_self();
+    void *ts = a->save_thread();
+    int rc = net_mesh_runtime_deliver_begin_block(&p.d);
+    a->restore_thread(ts);
+    if (rc != NET_MESH_OK) goto slow; /* nothing changed: the binding's path gives the error */
+    if (!p.d.ticket) return nm_py_list_of(a, c, NULL); /* queued behind a migration */
+
+    nm_pyobj origin = args[0], outs = NULL, daemon, key = a->long_from_u64((uint64_t)(uintptr_t)p.d.daemon_user_data);
+    if (key) {
+        daemon = a->get_item(st->objects, key);
+        a->decref(key);
+        if (daemon) {
+            nm_pyobj pa[3] = {NULL, daemon, args[1]};
+            outs = a->vectorcall_method(st->names[NM_N_PROCESS], pa + 1, 2 | NM_VC_OFFSET, NULL);
+            a->decref(daemon);
+        }
+    }
+    if (!outs) { /* process raised (or its daemon is gone): end the lease as failed, raise */
+        nm_pyobj t = NULL, v = NULL, tb = NULL;
+        a->err_fetch(&t, &v, &tb);
+        a->err_normalize(&t, &v, &tb);
+        if (tb && v) a->set_traceback(v, tb);
+        nm_pyobj ticket = a->long_from_u64(p.d.ticket);
+        nm_pyobj r = NULL;
+        if (ticket) {
+            fw[1] = origin;
+            fw[2] = ticket;
+            fw[3] = v ? v : (nm_pyobj)c->none;
+            r = nm_helper_call(a, st, NM_N_FAILED, fw + 1, 3, NULL);
+        }
+        if (!r) nm_native_abort(&p);
+        if (ticket) a->decref(ticket);
+        if (t) a->decref(t);
+        if (v) a->decref(v);
+        if (tb) a->decref(tb);
+        return r; /* the helper raises; NULL */
+    }
+    p.outputs = (uint64_t)(uintptr_t)outs;
+    rc = net_mesh_pyobj_decode_outputs(&p);
+    nm_pyobj payload = NULL;
+    if (rc == NET_MESH_OK && p.d.n_outputs == 1) {
+        payload = ((nm_pyobj *)nm_word((uintptr_t)outs, c->list_items))[0];
+        a->incref(payload); /* kept even if a snapshot made by commit changes the list */
+    }
+    if (rc == NET_MESH_OK) rc = net_mesh_runtime_deliver_commit_block(&p.d);
+    nm_pyobj res = NULL;
+    if (rc == NET_MESH_OK) {
+        if (payload) {
+            nm_pyobj ev = nm_py_new_event(a, c, origin, p.d.meta1, payload);
+            res = ev ? nm_py_list_of(a, c, ev) : NULL;
+        } else {
+            res = nm_py_list_of(a, c, NULL);
+        }
+    } else {
+        nm_pyobj ticket = a->long_from_u64(p.d.ticket);
+        nm_pyobj code = a->long_from_u64((uint64_t)(int64_t)rc);
+        if (ticket && code) {
+            fw[1] = origin;
+            fw[2] = ticket;
+            fw[3] = rc == NET_MESH_PYOBJ_UNDECODABLE ? outs : code;
+            res = nm_helper_call(a, st, rc == NET_MESH_PYOBJ_UNDECODABLE ? NM_N_COMMIT_OTHER : NM_N_COMMIT_FAILED,
+                                 fw + 1, 3, NULL);
+        }
+        if (!res) nm_native_abort(&p);
+        if (ticket) a->decref(ticket);
+        if (code) a->decref(code);
+    }
+    if (payload) a->decref(payload);
+    a->decref(outs);
+    return res;
+
+slow: {
+    /* the binding's deliver takes it from here (it raises what is wrong);
+     * args[-1] may not be ours to use, so the arguments are copied */
+    intptr_t nk = kwnames ? (intptr_t)nm_word((uintptr_t)kwnames, c->size_off) : 0;
+    size_t n = (size_t)(nargs + nk);
+    nm_pyobj *buf = n + 1 <= sizeof fw / sizeof fw[0] ? fw : malloc((n + 1) * sizeof *buf);
+    if (!buf) return NULL;
+    if (n) memcpy(buf + 1, args, n * sizeof *buf);
+    nm_pyobj r = nm_helper_call(a, st, NM_N_SLOW, buf + 1, (size_t)nargs, kwnames);
+    if (buf != fw) free(buf);
+    return r;
+}
+}
+
+/* PyMethodDef */
+typedef struct nm_methoddef {
+    const char *name;
+    void *meth;
+    int flags;
+    const char *doc;
+} nm_methoddef;
+
+static nm_methoddef nm_deliver_def = {
+    "deliver", (void *)nm_native_deliver_fn, 0x0080 | 0x0002, /* METH_FASTCALL | METH_KEYWORDS */
+    "deliver($self, origin_hash, event)\n--\n\n"
+    "Deliver event to the daemon at origin_hash; its process runs on this thread. Returns the output\n"
+    "events (empty when none, or when the daemon is migrating and the event was queued).",
+};
+
+uint64_t net_mesh_pyobj_native_deliver(net_mesh_runtime *rt, uint64_t objects, uint64_t helper, uint64_t names) {
+    const nm_pyfns *a = nm_api_get();
+    const nm_pycfg *c = nm_py_cfg();
+    if (!a || !c || !objects || !helper || !names || nm_word((uintptr_t)names, c->size_off) != NM_N_COUNT) return 0;
+    nm_native *st = calloc(1, sizeof *st);
+    if (!st) return 0;
+    st->rt = rt;
+    st->objects = (nm_pyobj)(uintptr_t)objects;
+    st->helper = (nm_pyobj)(uintptr_t)helper;
+    const nm_pyobj *nm = (const nm_pyobj *)((uintptr_t)names + c->tuple_items);
+    a->incref(st->objects);
+    a->incref(st->helper);
+    for (int i = 0; i < NM_N_COUNT; i++) {
+        st->names[i] = nm[i];
+        a->incref(nm[i]);
+    }
+    nm_pyobj cap = a->capsule_new(st, nm_capsule_name, nm_native_free);
+    if (!cap) {
+        a->decref(st->objects);
+        a->decref(st->helper);
+        for (int i = 0; i < NM_N_COUNT; i++) a->decref(st->names[i]);
+        free(st);
+        return 0;
+    }
+    nm_pyobj fn = a->cfunction_new(&nm_deliver_def, cap, NULL);
+    a->decref(cap);
+    return (uint64_t)(uintptr_t)fn;
+}
+
+uint64_t net_mesh_pyobj_native_event(uint64_t origin, const uint64_t meta[4], uint64_t payload) {
+    const nm_pyfns *a = nm_api_get();
+    const nm_pycfg *c = nm_py_cfg();
+    if (!a || !c || !origin || !meta || !payload) return 0;
+    return (uint64_t)(uintptr_t)nm_py_new_event(a, c, (nm_pyobj)(uintptr_t)origin, meta,
+                                                (nm_pyobj)(uintptr_t)payload);
+}

@@ -1181,6 +1181,78 @@ int net_mesh_pyobj_deliver_commit(net_mesh_pydelivery *p);
 int net_mesh_pyobj_decode_events(uint64_t list, size_t start, size_t n, net_mesh_event *events,
                                  size_t *bad);
 
+/*
+ * Deliver as a CPython builtin. net_mesh_pyobj_native_deliver makes a
+ * builtin function object the binding installs as rt.deliver: it decodes
+ * (origin_hash, event) as above, begins the lease with the GIL released,
+ * calls the daemon's process() itself, commits the outputs with the GIL held
+ * and builds the one output CausalEvent, with no Python code of the binding
+ * in between. The library calls the interpreter only through the addresses
+ * given to net_mesh_pyobj_configure_api (it never links libpython); every
+ * case it does not handle goes to the binding (see the helper below), so
+ * results and errors are the binding's own. Everything here is for the
+ * Python binding of this library (bindings/python); the functions must be
+ * called with the GIL held, through ctypes.PyDLL.
+ */
+
+/* Addresses of CPython functions in this process (e.g. from ctypes.pythonapi). */
+typedef struct net_mesh_pyapi {
+    uint64_t size;                /* sizeof(net_mesh_pyapi) (or larger) */
+    uint64_t save_thread;         /* PyEval_SaveThread */
+    uint64_t restore_thread;      /* PyEval_RestoreThread */
+    uint64_t vectorcall_method;   /* PyObject_VectorcallMethod */
+    uint64_t get_item;            /* PyObject_GetItem */
+    uint64_t long_from_u64;       /* PyLong_FromUnsignedLongLong */
+    uint64_t list_new;            /* PyList_New */
+    uint64_t event_alloc;         /* the CausalEvent class's tp_alloc (PyType_GetSlot(cls, Py_tp_alloc)) */
+    uint64_t incref;              /* Py_IncRef */
+    uint64_t decref;              /* Py_DecRef */
+    uint64_t err_fetch;           /* PyErr_Fetch */
+    uint64_t err_normalize;       /* PyErr_NormalizeException */
+    uint64_t set_traceback;       /* PyException_SetTraceback */
+    uint64_t capsule_new;         /* PyCapsule_New */
+    uint64_t capsule_get_pointer; /* PyCapsule_GetPointer */
+    uint64_t cfunction_new;       /* PyCFunction_NewEx */
+} net_mesh_pyapi;
+
+/*
+ * Set the interpreter's functions, once per process (net_mesh_pyobj_configure
+ * first): a second call with the same addresses is a no-op, with others
+ * _INVALID_ARGUMENT. Also registers a fork handler: in a child forked
+ * afterwards the builtin never enters the library (the binding raises).
+ * Returns NET_MESH_OK, _INVALID_ARGUMENT (NULL api, api->size too small, an
+ * address 0, already configured differently).
+ */
+int net_mesh_pyobj_configure_api(const net_mesh_pyapi *api);
+
+/*
+ * A new reference to a builtin function deliver(origin_hash, event) for
+ * runtime rt, or 0 (not configured, a bad argument, out of memory).
+ * objects: the address of a mapping from daemon user_data (an int key) to
+ * the daemon object; helper: the address of an object with the callables
+ * the builtin hands cases to; names: the address of a tuple of 5 str:
+ * "process" (the daemon method called) and the helper's attribute names
+ *   slow(origin_hash, event, ...)     anything not decoded or refused by begin
+ *                                     (nothing changed): deliver it (or raise)
+ *   failed(origin_hash, ticket, exc)  process raised exc: end the lease, raise
+ *   commit_other(origin_hash, ticket, outputs)  outputs not decodable: commit
+ *                                     them, return the output events
+ *   commit_failed(origin_hash, ticket, status)  commit returned status: end
+ *                                     the lease if still open, raise
+ * The builtin holds references to all three until it is released. When
+ * failed, commit_other or commit_failed raises (or cannot be called: out of
+ * memory), the builtin aborts the lease itself afterwards (a ticket already
+ * ended is refused, changing nothing), so no daemon stays locked.
+ */
+uint64_t net_mesh_pyobj_native_deliver(net_mesh_runtime *rt, uint64_t objects, uint64_t helper, uint64_t names);
+
+/*
+ * A new reference to CausalEvent(origin, meta[0], payload, meta[1], meta[2],
+ * meta[3]) built as the builtin builds outputs (origin and payload are object
+ * addresses), or 0; for the binding's check of this process's layout.
+ */
+uint64_t net_mesh_pyobj_native_event(uint64_t origin, const uint64_t meta[4], uint64_t payload);
+
 /* One entry of a daemon's subscription ledger. */
 typedef struct net_mesh_subscription {
     uint64_t publisher;

@@ -6,7 +6,7 @@ PY_DIR   := bindings/python
 PY_LIB   := $(PY_DIR)/net_mesh/libnetmesh.so
 PY_TESTFLAGS ?= -q
 
-.PHONY: python test-python bench-python demo-python
+.PHONY: python test-python test-python-versions bench-python demo-python
 
 $(PY_LIB): $(LIB)
 	cp $(LIB) $@.tmp && mv -f $@.tmp $@  # a new inode: processes running the old copy keep it intact
@@ -20,6 +20,12 @@ python: $(PY_LIB) ## copy libnetmesh.so next to the Python package; ensure pytes
 
 test-python: python ## Python binding tests (pytest)
 	cd $(PY_DIR) && $(PYTHON) -m pytest $(PY_TESTFLAGS) tests
+
+# the tests of deliver's fast paths (object layouts differ between versions)
+PY_LAYOUT_TESTS := tests/test_native.py tests/test_pyobj.py tests/test_hostdeliver.py tests/test_fastpath.py tests/test_deliver_many.py
+
+test-python-versions: python ## deliver's fast-path tests under every other CPython >= 3.9 found (pyenv, python3.N)
+	cd $(PY_DIR) && PYTHON=$(PYTHON) bash tests/other_pythons.sh $(PY_LAYOUT_TESTS)
 
 bench-python: python ## Python deliver vs floor; writes bindings/python/bench/RESULTS-python.md
 	$(PYTHON) $(PY_DIR)/bench/bench_deliver.py --out $(PY_DIR)/bench/RESULTS-python.md

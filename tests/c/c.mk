@@ -12,7 +12,7 @@ LIB_SRCS := $(shell find capi core -name '*.go' -not -name '*_test.go' 2>/dev/nu
             $(wildcard capi/*.c capi/*.h) include/net_mesh.h go.mod go.sum
 C_WARN   := -std=c11 -Wall -Wextra -pedantic -Werror
 C_LINK   := -L$(BUILD) -lnetmesh -Wl,-rpath,$(abspath $(BUILD)) -lpthread
-C_TESTS  := basic badinput runtime threads lease batch pyobj pyobj_tag soak migrate migproc batchmig
+C_TESTS  := basic badinput runtime threads lease batch pyobj pyobj_tag pynative soak migrate migproc batchmig
 C_TEST_BINS := $(addprefix $(CTEST_DIR)/,$(C_TESTS))
 
 lib: $(LIB) ## build build/libnetmesh.so (cgo's header lands in build/, never shipped)
@@ -24,17 +24,17 @@ $(LIB): $(LIB_SRCS)
 
 $(CTEST_DIR)/pyobj_tag: tests/c/pyobj.c  # included by pyobj_tag.c
 
-$(CTEST_DIR)/%: tests/c/%.c tests/c/harness.h tests/c/daemons.h include/net_mesh.h $(LIB)
+$(CTEST_DIR)/%: tests/c/%.c tests/c/harness.h tests/c/daemons.h tests/c/pyfake.h include/net_mesh.h $(LIB)
 	@mkdir -p $(CTEST_DIR)
 	$(CC) $(C_WARN) $(CFLAGS_C) -D_GNU_SOURCE -Iinclude -Itests/c -o $@ $< $(C_LINK)
 
 test-c: $(LIB) $(C_TEST_BINS) ## C ABI suite: header checks, exported symbols, C tests, valgrind
 	tests/c/check_header.sh "$(CC)" "$(CXX)"
 	tests/c/check_symbols.sh $(LIB) include/net_mesh.h
-	@set -e; for t in basic badinput runtime threads lease batch pyobj pyobj_tag migrate migproc batchmig; do \
+	@set -e; for t in basic badinput runtime threads lease batch pyobj pyobj_tag pynative migrate migproc batchmig; do \
 	  echo "== $$t"; $(CTEST_DIR)/$$t; done
 	@echo "== soak (N=$(TEST_SOAK_N))"; $(CTEST_DIR)/soak $(TEST_SOAK_N)
-	tests/c/valgrind.sh $(CTEST_DIR) basic badinput runtime threads lease batch pyobj pyobj_tag
+	tests/c/valgrind.sh $(CTEST_DIR) basic badinput runtime threads lease batch pyobj pyobj_tag pynative
 	VALGRIND_EXTRA=--undef-value-errors=no tests/c/valgrind.sh $(CTEST_DIR) migrate migproc batchmig
 	$(MAKE) --no-print-directory test-install
 

@@ -8,20 +8,11 @@
 #include "daemons.h"
 #include <pthread.h>
 
-#ifndef NM_TEST_TAG
-#define NM_TEST_TAG 0
-#endif
+#include "pyfake.h"
 #define NAME (NM_TEST_TAG ? "pyobj_tag" : "pyobj")
 
-/* Fake type objects: only their addresses matter. */
-static char event_type, int_type, bytes_type, list_type, none_type, bool_type, tuple_type;
-
-/* A fake object: head (refcnt, type) at 0 and 8, ob_size / lv_tag at 16,
- * items, digits or the list's item pointer at 24, bytes data at 32. */
-typedef struct fobj {
-    uint64_t w[3 + 140];
-} fobj;
-
+/* Objects live in a static pool, reused from index `used`; refcounts are
+ * not used. */
 static fobj pool[128];
 static int used;
 
@@ -33,66 +24,11 @@ static fobj *obj(const void *type) {
     return o;
 }
 
-static uint64_t addr(const fobj *o) { return (uint64_t)(uintptr_t)o; }
-
-/* An int object of value v (negative: -v), in 30-bit digits. */
-static fobj *mkint_signed(uint64_t v, int negative, int ndigits_override) {
-    fobj *o = obj(&int_type);
-    uint32_t *d = (uint32_t *)&o->w[3];
-    int n = 0;
-    for (uint64_t x = v; x; x >>= 30) d[n++] = (uint32_t)(x & 0x3fffffff);
-    if (ndigits_override) n = ndigits_override;
-    if (NM_TEST_TAG)
-        o->w[2] = ((uint64_t)n << 3) | (v == 0 ? 1u : negative ? 2u : 0u);
-    else
-        o->w[2] = (uint64_t)(negative ? -(int64_t)n : (int64_t)n);
-    return o;
-}
-static fobj *mkint(uint64_t v) { return mkint_signed(v, 0, 0); }
-
-static fobj *mkbytes(const void *data, size_t len) {
-    fobj *o = obj(&bytes_type);
-    o->w[2] = len;
-    o->w[3] = (uint64_t)-1; /* ob_shash */
-    memcpy(&o->w[4], data, len);
-    return o;
-}
-
-static fobj *mkevent(fobj *origin, fobj *seq, fobj *payload, fobj *parent, fobj *horizon, fobj *recv) {
-    fobj *o = obj(&event_type);
-    o->w[2] = 6;
-    const fobj *items[6] = {origin, seq, payload, parent, horizon, recv};
-    for (int i = 0; i < 6; i++) o->w[3 + i] = addr(items[i]);
-    return o;
-}
-
 static fobj *mklist(uint64_t *items, uint64_t n) {
     fobj *o = obj(&list_type);
     o->w[2] = n;
     o->w[3] = (uint64_t)(uintptr_t)items;
     return o;
-}
-
-static net_mesh_pyobj_config config(void) {
-    net_mesh_pyobj_config c;
-    memset(&c, 0, sizeof c);
-    c.size = sizeof c;
-    c.event_type = (uint64_t)(uintptr_t)&event_type;
-    c.int_type = (uint64_t)(uintptr_t)&int_type;
-    c.bytes_type = (uint64_t)(uintptr_t)&bytes_type;
-    c.list_type = (uint64_t)(uintptr_t)&list_type;
-    c.none = 0; /* set by the caller: a None object's address */
-    c.type_offset = 8;
-    c.size_offset = 16;
-    c.tuple_items = 24;
-    c.list_items = 24;
-    c.bytes_data = 32;
-    c.long_tag = 16;
-    c.long_digits = 24;
-    c.long_layout = NM_TEST_TAG ? NET_MESH_PYLONG_TAG : NET_MESH_PYLONG_SIZE;
-    c.digit_bits = 30;
-    c.digit_size = 4;
-    return c;
 }
 
 static net_mesh_pydelivery block(void) {

@@ -4,12 +4,14 @@
 The floor, measured in the same run: net_mesh_callback_probe with an empty
 Python callback, i.e. one ctypes call into the library plus one callback back
 into Python on the calling thread. Goal: deliver into an echo daemon <= 3x
-floor. deliver is host-driven and the library reads the Python objects itself
-(net_mesh_pyobj_deliver_begin with id(event), process() as a plain Python
-call, net_mesh_pyobj_deliver_commit with id(outputs): two one-argument ctypes
-calls, no callback); the same deliver without that (NET_MESH_PYOBJ=0), the
-split rows (its parts) and the previous callback path are measured in the
-same rounds.
+floor. rt.deliver is the library's builtin (net_mesh_pyobj_native_deliver:
+the library decodes the event, leases the daemon, calls process() and builds
+the output itself, calling the interpreter through ctypes.pythonapi
+addresses). Measured in the same rounds: the binding's Python deliver with
+the library reading the objects (NET_MESH_PYOBJ=read: two one-argument
+ctypes calls around a plain Python process() call) and its parts (the split
+rows), deliver without either (NET_MESH_PYOBJ=0), and the previous callback
+path.
 
 Also measured: a callback on a library thread (net_mesh_runtime_submit ->
 empty Python callback), the per-event overhead when the runtime calls Python
@@ -165,17 +167,24 @@ def main() -> int:
 
     node = nm.Node(psk=b"\x42" * 32)
     rt = nm.DaemonRuntime(node)
-    # the same runtime set-up without deliver's fast path (NET_MESH_PYOBJ=0:
-    # the event and the outputs packed in Python), for the A/B row
+    assert rt.native, "the library's builtin deliver is off in this interpreter"
+    # the same runtime set-up with the binding's Python deliver (the library
+    # reading the objects: NET_MESH_PYOBJ=read) and without the fast path
+    # (NET_MESH_PYOBJ=0: the event and the outputs packed in Python), for
+    # the A/B rows
+    os.environ[_pyobj.ENV] = _pyobj.READ
+    rt_read = nm.DaemonRuntime(node)
     os.environ[_pyobj.ENV] = "0"
     rt_py = nm.DaemonRuntime(node)
     del os.environ[_pyobj.ENV]
-    for r in (rt, rt_py):
+    assert rt_read.pyobj and not rt_read.native and not rt_py.pyobj
+    for r in (rt, rt_read, rt_py):
         r.register_factory("echo", Echo)
         r.register_factory("sink", Sink)
         r.start()
     echo = rt.spawn("echo", nm.Identity.generate()).origin_hash
     sink = rt.spawn("sink", nm.Identity.generate()).origin_hash
+    echo_read = rt_read.spawn("echo", nm.Identity.generate()).origin_hash
     echo_py = rt_py.spawn("echo", nm.Identity.generate()).origin_hash
     payload = bytes(64)
 
@@ -194,6 +203,11 @@ def main() -> int:
         for j in range(0, k, 100):
             d(echo, [ce(1, j + i + 1, payload) for i in range(100)])
 
+    def deliver_echo_read(k):
+        d, ce = rt_read.deliver, nm.CausalEvent
+        for i in range(k):
+            d(echo_read, ce(1, i + 1, payload))
+
     def deliver_echo_py(k):
         d, ce = rt_py.deliver, nm.CausalEvent
         for i in range(k):
@@ -202,7 +216,7 @@ def main() -> int:
     import ctypes
     from net_mesh import _runtime
 
-    # split of deliver: its two foreign calls with no daemon call and one
+    # split of the binding's Python deliver (NET_MESH_PYOBJ=read): its two foreign calls with no daemon call and one
     # 64-byte output as echo commits. pyobj: what deliver calls (the library
     # reads the event and the outputs list by address); block: the same
     # lease with a block prefilled in Python (the difference is the decoding)
@@ -237,7 +251,7 @@ def main() -> int:
         for i in range(k):
             p(ce(1, i + 1, payload))
 
-    # the binding's own Python, warm: rt.deliver's code with the two library
+    # the binding's own Python, warm: the read path's deliver with the two library
     # calls replaced by a no-op C builtin (operator.not_ of the argument: 0)
     # on a block whose ticket and daemon user_data stay granted
     import operator
@@ -313,7 +327,7 @@ def main() -> int:
                     time.sleep(0.0005)
         done.wait(60)
 
-    empty_call(1000); floor(1000); deliver_echo(1000); deliver_echo_py(1000)  # warm up
+    empty_call(1000); floor(1000); deliver_echo(1000); deliver_echo_read(1000); deliver_echo_py(1000)  # warm up
     # (key, row name, function); the keys name the rows the summary uses
     cases = [
         ("empty", "empty ctypes call into the library", empty_call),
@@ -321,17 +335,19 @@ def main() -> int:
         ("raw", "floor, raw: net_mesh_callback_probe + empty CFUNCTYPE", floor_raw),
         ("echo", "deliver 64 B into Python echo daemon (1 output)", deliver_echo),
         ("sink", "deliver 64 B into Python daemon, no outputs", deliver_sink),
+        ("echo_read", "deliver 64 B into Python echo daemon, the binding's Python deliver (NET_MESH_PYOBJ=read: "
+         "the library reads the objects, Python calls begin, process, commit)", deliver_echo_read),
         ("many", "deliver_many: 100 x 64 B into Python echo daemon per call (1 output each), per event",
          deliver_many_echo),
         ("echo_py", "deliver 64 B into Python echo daemon without the fast path (NET_MESH_PYOBJ=0: "
          "event and outputs packed in Python)", deliver_echo_py),
-        ("pyobj", "split: pyobj_deliver_begin + pyobj_deliver_commit (the library reads the event and "
+        ("pyobj", "read path, split: pyobj_deliver_begin + pyobj_deliver_commit (the library reads the event and "
          "[bytes]), no daemon call, one 64 B output", lease_pyobj),
-        ("block", "split: deliver_begin_block + deliver_commit_block (block prefilled in Python), "
+        ("block", "read path, split: deliver_begin_block + deliver_commit_block (block prefilled in Python), "
          "no daemon call, one 64 B output", lease_block),
         ("loop", "split: the loop's own Python work: CausalEvent(...) + Echo.process() called directly",
          python_only),
-        ("warm", "split: deliver's own code with no-op library calls (warm), incl. the loop's Python",
+        ("warm", "read path, split: its deliver's own code with no-op library calls (warm), incl. the loop's Python",
          binding_python),
         ("callback", "previous path: deliver through the process callback (deliver_into + ctypes callback), "
          "echo 64 B", deliver_echo_callback),
@@ -356,6 +372,7 @@ def main() -> int:
     bests.append(replay)
     floor_ns = med["floor"]
     rt.close()
+    rt_read.close()
     rt_py.close()
     node.close()
     _daemon._finalize(key)
@@ -374,25 +391,30 @@ def main() -> int:
     for (name, v), b in zip(rows, bests):
         lines.append(f"| {name} | {v:.0f} | {v / floor_ns:.2f} | {b:.0f} | {b / bests[1]:.2f} |")
     echo_ns, foreign, loop_py, warm = med["echo"], med["pyobj"], med["loop"], med["warm"]
+    read_ns = med["echo_read"]
     ratio = echo_ns / floor_ns
     best_ratio = bests[3] / bests[1]
     lines += ["", f"Goal: deliver into a Python echo daemon ≤ 3× floor — measured {ratio:.2f}× on medians, "
               f"{best_ratio:.2f}× on best rounds "
-              f"({'met' if ratio <= 3 else 'NOT met'}; 3× is {3 * floor_ns:.0f} ns). Without the fast path "
-              f"(same run): {med['echo_py']:.0f} ns ({med['echo_py'] / floor_ns:.2f}×). Batched, "
-              f"deliver_many of 100 events per call: {med['many']:.0f} ns per event "
-              f"({med['many'] / floor_ns:.2f}×).", "",
+              f"({'met' if ratio <= 3 else 'NOT met'}; 3× is {3 * floor_ns:.0f} ns). The binding's Python "
+              f"deliver (NET_MESH_PYOBJ=read, same run): {read_ns:.0f} ns ({read_ns / floor_ns:.2f}×); "
+              f"without the fast path (NET_MESH_PYOBJ=0): {med['echo_py']:.0f} ns "
+              f"({med['echo_py'] / floor_ns:.2f}×). Batched, deliver_many of 100 events per call: "
+              f"{med['many']:.0f} ns per event ({med['many'] / floor_ns:.2f}×).", "",
               "Where the echo time goes (differences of the rows above, same run):", "",
-              f"- the two foreign calls with the library's work, decoding the event and the one output "
-              f"included (pyobj begin + commit, no daemon call): {foreign:.0f} ns; the same lease with a "
-              f"block prefilled in Python: {med['block']:.0f} ns",
               f"- the benchmark loop's own Python (CausalEvent construction, the daemon's process()): "
               f"{loop_py:.0f} ns",
-              f"- the binding's Python around them (checks, block words, lease bookkeeping, output event), "
-              f"incl. running colder after each Go call: {echo_ns - foreign - loop_py:.0f} ns",
-              f"  - of which the binding's Python alone, warm (no-op calls): {warm - loop_py:.0f} ns; "
-              f"the rest, {echo_ns - foreign - warm:.0f} ns, is the same code running slower "
-              "right after a call into the Go runtime (caches, branch predictors)",
+              f"- the builtin deliver around it (the call, decoding, begin with the GIL released, the "
+              f"daemon lookup and the process call, commit, the output CausalEvent): "
+              f"{echo_ns - loop_py:.0f} ns",
+              f"- the binding's Python deliver instead (NET_MESH_PYOBJ=read): {read_ns - loop_py:.0f} ns, "
+              "of which",
+              f"  - the two foreign calls with the library's work, decoding the event and the one output "
+              f"included (pyobj begin + commit, no daemon call): {foreign:.0f} ns; the same lease with a "
+              f"block prefilled in Python: {med['block']:.0f} ns",
+              f"  - the binding's Python around them (checks, block words, lease bookkeeping, output "
+              f"event), incl. running colder after each Go call: {read_ns - foreign - loop_py:.0f} ns "
+              f"(warm, with no-op calls: {warm - loop_py:.0f} ns)",
               f"- previous path (process through a ctypes callback): {med['callback']:.0f} ns "
               f"({med['callback'] / floor_ns:.2f}×)", ""]
     text = "\n".join(lines)

@@ -51,17 +51,21 @@ _tnew = tuple.__new__
 _item2 = itemgetter(2)
 _EVENT_T = {CausalEvent}
 _BYTES_T = {bytes}
+_SIX = {6}
 
 
 def _normalise(evs: "List[Any]") -> "List[CausalEvent]":
     """The events as CausalEvents with bytes payloads (what process() gets);
     TypeError / InvalidArgumentError before anything is delivered."""
-    if set(map(type, evs)) <= _EVENT_T and set(map(type, map(_item2, evs))) <= _BYTES_T:
+    if (set(map(type, evs)) <= _EVENT_T and set(map(len, evs)) == _SIX
+            and set(map(type, map(_item2, evs))) <= _BYTES_T):
         return evs  # the common case, checked in C loops
     for i, e in enumerate(evs):
         if e.__class__ is not CausalEvent:
             if not isinstance(e, CausalEvent):
                 raise TypeError(f"net_mesh: events[{i}] must be a CausalEvent, not {type(e).__name__}")
+        if len(e) != 6:  # only tuple.__new__ makes such a thing
+            raise TypeError(f"net_mesh: events[{i}] must be a CausalEvent of 6 fields, not {len(e)}")
         p = e[2]
         if p.__class__ is not bytes:
             if not isinstance(p, (bytes, bytearray, memoryview)):

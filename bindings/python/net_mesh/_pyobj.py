@@ -16,6 +16,18 @@ decodes sample objects through it, comparing every field with Python's own
 values; any difference, another interpreter (PyPy, a free-threaded build), an
 older library, or ``NET_MESH_PYOBJ=0`` in the environment turns it off for
 the process (per runtime for the variable, read when a runtime is made).
+
+On top of that, deliver itself can be a builtin function made by the library
+(``net_mesh_pyobj_native_deliver``): it decodes the arguments, begins the
+lease with the GIL released, calls the daemon's ``process``, commits and
+builds the output ``CausalEvent`` without running the binding's Python; it
+calls the interpreter only through addresses from ``ctypes.pythonapi``
+(:func:`api`), so nothing is compiled and libpython is never linked. Every
+case it does not decode (and every error) goes to the binding's Python
+deliver, so results and errors are the same. :func:`native_available`
+probes it once per process (outputs built by the library compared with
+Python's, reference counts checked); ``NET_MESH_PYOBJ=read`` keeps the fast
+path without the builtin.
 """
 
 from __future__ import annotations
@@ -31,8 +43,12 @@ from typing import Any, Optional
 from . import _daemon, _ffi
 from ._daemon import CausalEvent
 
-#: Environment variable: "0" makes new runtimes deliver without the fast path.
+#: Environment variable, read when a runtime is made: "0" makes it deliver
+#: without the fast path (Python packs the event and the outputs); "read"
+#: keeps the library reading the objects but not its builtin deliver (the
+#: binding's Python calls begin, process and commit).
 ENV = "NET_MESH_PYOBJ"
+READ = "read"
 
 UNDECODABLE = 1  # NET_MESH_PYOBJ_UNDECODABLE
 LONG_SIZE, LONG_TAG = 1, 2  # NET_MESH_PYLONG_SIZE / _TAG
@@ -200,3 +216,128 @@ def available() -> bool:
             if _state is None:
                 _state = _probe()
     return _state
+
+
+# ---- deliver as a builtin made by the library (net_mesh_pyobj_native_deliver)
+
+class Api(ctypes.Structure):
+    """net_mesh_pyapi: addresses of CPython functions."""
+
+    _fields_ = [(name, c_uint64) for name in (
+        "size", "save_thread", "restore_thread", "vectorcall_method", "get_item", "long_from_u64",
+        "list_new", "event_alloc", "incref", "decref", "err_fetch", "err_normalize", "set_traceback",
+        "capsule_new", "capsule_get_pointer", "cfunction_new")]
+
+
+_API_NAMES = {
+    "save_thread": "PyEval_SaveThread", "restore_thread": "PyEval_RestoreThread",
+    "vectorcall_method": "PyObject_VectorcallMethod", "get_item": "PyObject_GetItem",
+    "long_from_u64": "PyLong_FromUnsignedLongLong", "list_new": "PyList_New", "incref": "Py_IncRef",
+    "decref": "Py_DecRef", "err_fetch": "PyErr_Fetch", "err_normalize": "PyErr_NormalizeException",
+    "set_traceback": "PyException_SetTraceback", "capsule_new": "PyCapsule_New",
+    "capsule_get_pointer": "PyCapsule_GetPointer", "cfunction_new": "PyCFunction_NewEx",
+}
+_PY_TP_ALLOC = 47  # typeslots.h
+
+
+def api() -> Optional[Api]:
+    """This interpreter's functions for the builtin deliver, or None."""
+    papi = ctypes.pythonapi
+    a = Api()
+    a.size = ctypes.sizeof(Api)
+    try:
+        for field, name in _API_NAMES.items():
+            setattr(a, field, ctypes.cast(getattr(papi, name), ctypes.c_void_p).value or 0)
+        get_slot = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.py_object, ctypes.c_int)(
+            ("PyType_GetSlot", papi))
+        a.event_alloc = get_slot(CausalEvent, _PY_TP_ALLOC) or 0
+    except (AttributeError, OSError, SystemError):
+        return None
+    return a
+
+
+def _check_native(native_event: Any) -> bool:
+    """Outputs built by the library equal Python's own, hold references right."""
+    n = len(_U64S)
+    meta = (c_uint64 * 4)()
+    for i, v in enumerate(_U64S):
+        p = _PAYLOADS[i % len(_PAYLOADS)] + bytes([i, 255])  # a new object (never a cached one)
+        m = (_U64S[(i + 3) % n], _U64S[(i + 7) % n], _U64S[(i + 11) % n], _U64S[(i + 13) % n])
+        meta[:] = m
+        before = sys.getrefcount(p)
+        ev = native_event(c_uint64(id(v)), meta, c_uint64(id(p)))
+        if ev is None or sys.getrefcount(p) != before + 1:
+            return False
+        want = CausalEvent(v, m[0], p, m[1], m[2], m[3])
+        if ev.__class__ is not CausalEvent or ev != want or ev.payload is not p or ev.origin_hash is not v:
+            return False
+        del ev, want
+        if sys.getrefcount(p) != before:
+            return False
+    return True
+
+
+def _returns_object(fn: Any) -> Any:
+    """fn returns the address of a new reference, or 0: a function returning
+    that object (the reference taken over), or None for 0. (Not restype
+    py_object: ctypes crashes on a NULL py_object result.)"""
+    to_object, decref = ctypes.py_object, ctypes.pythonapi.Py_DecRef
+    decref.argtypes, decref.restype = [ctypes.py_object], None
+
+    def call(*args: Any) -> Any:
+        addr = fn(*args)
+        if not addr:
+            return None
+        obj = ctypes.cast(addr, to_object).value  # a reference of ours...
+        decref(obj)  # ...so the library's is dropped
+        return obj
+
+    return call
+
+
+_native_state: Optional[bool] = None
+_native_fn: Any = None
+
+
+def _probe_native() -> bool:
+    global _native_fn
+    a = api()
+    if a is None:
+        return False
+    try:
+        configure_api = _ffi.raw_function("net_mesh_pyobj_configure_api", hold_gil=True)
+        native_event = _returns_object(_ffi.raw_function("net_mesh_pyobj_native_event", c_uint64,
+                                                         hold_gil=True))
+        fn = _returns_object(_ffi.raw_function("net_mesh_pyobj_native_deliver", c_uint64, hold_gil=True))
+    except AttributeError:  # an older library
+        return False
+    if configure_api(ctypes.byref(a)) != 0:
+        return False
+    try:
+        ok = _check_native(native_event)
+    except Exception:
+        return False
+    if ok:
+        _native_fn = fn
+    return ok
+
+
+def native_available() -> bool:
+    """Whether new runtimes get the library's builtin deliver (needs
+    :func:`available`; probed once per process)."""
+    global _native_state
+    if not available() or os.environ.get(ENV, "") == READ:
+        return False
+    if _native_state is None:
+        with _lock:
+            if _native_state is None:
+                _native_state = _probe_native()
+    return _native_state
+
+
+def native_deliver(rt_ptr: int, objects: Any, helper: Any) -> Any:
+    """The library's builtin deliver for runtime rt_ptr (see
+    net_mesh_pyobj_native_deliver), or None."""
+    names = ("process", "slow", "failed", "commit_other", "commit_failed")
+    return _native_fn(ctypes.c_void_p(rt_ptr), c_uint64(id(objects)), c_uint64(id(helper)),
+                      c_uint64(id(names)))

@@ -7,6 +7,7 @@ import ctypes
 import dataclasses
 import os
 import threading
+import types
 import weakref
 import struct
 from ctypes import POINTER, c_char_p, c_int, c_size_t, c_uint32, c_uint64, c_void_p
@@ -439,6 +440,59 @@ def _fast_deliver(rt: "DaemonRuntime") -> Callable[[int, CausalEvent], "list[Cau
     return deliver
 
 
+def _native_helper(rt: "DaemonRuntime", fast: Callable[..., "list[CausalEvent]"]) -> Any:
+    """The continuations the library's builtin deliver hands cases to (see
+    net_mesh_pyobj_native_deliver): ``slow`` is the Python deliver (``fast``,
+    which decodes again and raises what is wrong); the others finish a lease
+    the builtin began, with a pool block naming it, exactly as ``fast`` does.
+    Holds rt only through what ``fast`` holds (no cycle through rt)."""
+    bpop, bpush, commit_block, abort = rt._bpop, rt._bpush, rt._commit_block, rt._abort
+    ptr_arg, rt_word, new_block, error = rt._ptr_arg, rt._rt_word, _new_block, last_error
+
+    def block(origin_hash: int, ticket: int) -> "tuple[memoryview, Any]":
+        try:
+            blk = bpop()
+        except IndexError:
+            blk = new_block(rt_word)
+        w = blk[0]
+        w[2] = origin_hash
+        w[_W_TICKET] = ticket
+        return blk
+
+    def failed(origin_hash: int, ticket: int, e: BaseException) -> None:
+        blk = block(origin_hash, ticket)
+        try:
+            raise _lease_failed(abort, ptr_arg, blk[0], origin_hash, e) from e
+        finally:
+            bpush(blk)
+
+    def commit_other(origin_hash: int, ticket: int, outs: Any) -> "list[CausalEvent]":
+        blk = block(origin_hash, ticket)
+        w, arg = blk
+        try:
+            return _commit_other(commit_block, abort, ptr_arg, w, arg, origin_hash, outs)
+        except BaseException:
+            _lease_end(abort, ptr_arg, w, origin_hash)
+            raise
+        finally:
+            bpush(blk)
+
+    def commit_failed(origin_hash: int, ticket: int, rc: int) -> None:
+        # the status comes as its u64 bits; the error is made before the abort (a
+        # library call) replaces this thread's last error
+        err = error(rc - (1 << 64) if rc >> 63 else rc)
+        blk = block(origin_hash, ticket)
+        try:
+            _lease_end(abort, ptr_arg, blk[0], origin_hash)
+        finally:
+            bpush(blk)
+        raise err
+
+    ns = types.SimpleNamespace(slow=fast, failed=failed, commit_other=commit_other,
+                               commit_failed=commit_failed)
+    return ns
+
+
 # Runtimes whose library threads may still call Python; stopped at exit.
 _live_runtimes: "weakref.WeakSet[DaemonRuntime]" = weakref.WeakSet()
 
@@ -588,8 +642,16 @@ class DaemonRuntime(Handle):
         self.node = node
         self._has_sink = False
         # deliver: the class's (the Python path) unless one of these applies
+        #: whether deliver is the library's builtin (net_mesh_pyobj_native_deliver)
+        self.native = False
         if self.pyobj:
             self.deliver = _fast_deliver(self)  # type: ignore[method-assign]
+            if _pyobj.native_available():
+                nat = _pyobj.native_deliver(self._rt_word, _daemon._objects,
+                                            _native_helper(self, self.deliver))
+                if nat is not None:
+                    self.deliver = nat  # type: ignore[method-assign]
+                    self.native = True
         elif self._begin_block is None:
             self.deliver = self._deliver_callback  # type: ignore[method-assign]
         _live_runtimes.add(self)
@@ -716,9 +778,8 @@ class DaemonRuntime(Handle):
         return bool(held.value)
 
     def deliver(self, origin_hash: int, event: CausalEvent) -> "list[CausalEvent]":
-        """Deliver ``event`` to the daemon at ``origin_hash``; its ``process``
-        runs on this thread. Returns the output events (empty when none, or
-        when the daemon is migrating and the event was queued)."""
+        """Deliver event to the daemon at origin_hash; its process runs on this thread. Returns the output
+        events (empty when none, or when the daemon is migrating and the event was queued)."""
         # This is the Python path: the event packed into the block by
         # struct, the outputs written into it by Python. A runtime with the
         # fast path (the library reads the objects: _fast_deliver) binds its
@@ -726,7 +787,10 @@ class DaemonRuntime(Handle):
         # library does not decode.
         if event.__class__ is not CausalEvent or origin_hash.__class__ is not int or self._live[0] is None:
             return self._deliver_slow(origin_hash, event)
-        origin, seq, payload, parent, horizon, recv = event
+        try:
+            origin, seq, payload, parent, horizon, recv = event
+        except ValueError:  # a CausalEvent made with another length: _deliver_slow raises
+            return self._deliver_slow(origin_hash, event)
         if payload.__class__ is not bytes:
             return self._deliver_slow(origin_hash, event)
         try:
@@ -807,6 +871,8 @@ class DaemonRuntime(Handle):
         _u64(origin_hash, "origin_hash")
         if not isinstance(event, CausalEvent):
             raise TypeError(f"net_mesh: event must be a CausalEvent, not {type(event).__name__}")
+        if len(event) != 6:  # only tuple.__new__ makes such a thing
+            raise TypeError(f"net_mesh: event must be a CausalEvent of 6 fields, not {len(event)}")
         origin, seq, payload, parent, horizon, recv = event
         if payload.__class__ is not bytes:
             payload = _bytes_arg(payload, "payload")
@@ -842,6 +908,8 @@ class DaemonRuntime(Handle):
                 _pack_ev(sc.ev, 0, *packed)
             except struct.error as e:
                 raise InvalidArgumentError(f"net_mesh: bad CausalEvent field (u64 expected): {e}") from None
+            except ValueError:  # a CausalEvent made with another length
+                raise TypeError(f"net_mesh: event must be a CausalEvent of 6 fields, not {len(event)}") from None
             if sc.origin != origin_hash:
                 sc.origin_arg = _word_arg(origin_hash)
                 sc.origin = origin_hash

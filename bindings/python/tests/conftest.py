@@ -45,14 +45,18 @@ def node():
     n.close()
 
 
-def make_rt(node, pyobj=True):
+def make_rt(node, pyobj=True, native=None):
     """A started runtime with echo, counter, silent and faulty kinds;
-    pyobj=False: deliver without the fast path (NET_MESH_PYOBJ=0)."""
+    pyobj=False: deliver without the fast path (NET_MESH_PYOBJ=0); native
+    (default: pyobj): deliver is the library's builtin, else the binding's
+    Python deliver with the library reading the objects (NET_MESH_PYOBJ=read)."""
     import net_mesh as nm
     from daemons import Counter, Echo, Faulty, Silent
 
+    if native is None:
+        native = pyobj
     old = os.environ.get("NET_MESH_PYOBJ")
-    os.environ["NET_MESH_PYOBJ"] = "1" if pyobj else "0"
+    os.environ["NET_MESH_PYOBJ"] = ("1" if native else "read") if pyobj else "0"
     try:
         r = nm.DaemonRuntime(node)
     finally:
@@ -61,6 +65,7 @@ def make_rt(node, pyobj=True):
         else:
             os.environ["NET_MESH_PYOBJ"] = old
     assert r.pyobj == pyobj
+    assert r.native == native
     for cls in (Echo, Counter, Silent, Faulty):
         r.register_factory(cls.name, cls)
     r.start()
@@ -75,11 +80,12 @@ def rt(node):
     r.close()
 
 
-@pytest.fixture(params=["pyobj", "blocks"])
+@pytest.fixture(params=["native", "pyobj", "blocks"])
 def rt_both(request, node):
-    """rt, once with deliver's fast path (the library reads the objects) and
-    once without it (the event and outputs packed in Python)."""
-    r = make_rt(node, request.param == "pyobj")
+    """rt three times: deliver as the library's builtin; the binding's Python
+    deliver with the library reading the objects; and without either (the
+    event and outputs packed in Python)."""
+    r = make_rt(node, request.param != "blocks", request.param == "native")
     yield r
     r.close()
 
