@@ -544,3 +544,97 @@ uint64_t net_mesh_pyobj_native_event(uint64_t origin, const uint64_t meta[4], ui
     return (uint64_t)(uintptr_t)nm_py_new_event(a, c, (nm_pyobj)(uintptr_t)origin, meta,
                                                 (nm_pyobj)(uintptr_t)payload);
 }
+
+/* ---- deliver_many's common case (net_mesh_pyobj_deliver_batch_commit,
+ * net_mesh_pyobj_native_results): every event of a batch returned exactly
+ * one exact bytes, so the binding's outs list holds only those. Both run
+ * with the GIL held. */
+
+/* Whether o is exactly a list of exactly n items, each exactly bytes. */
+static int nm_py_bytes_list(const nm_pycfg *c, uintptr_t o, size_t n) {
+    if (!nm_is(c, o, c->list_type) || nm_word(o, c->size_off) != (uintptr_t)n) return 0;
+    const uintptr_t *items = n ? (const uintptr_t *)nm_word(o, c->list_items) : NULL;
+    for (size_t i = 0; i < n; i++)
+        if (!nm_is(c, items[i], c->bytes_type)) return 0;
+    return 1;
+}
+
+static inline void nm_put_le64(uint8_t *b, uint64_t v) {
+    for (int i = 0; i < 8; i++) b[i] = (uint8_t)(v >> (8 * i));
+}
+
+int net_mesh_pyobj_deliver_batch_commit(net_mesh_runtime *rt, uint64_t origin, uint64_t ticket, uint64_t outs,
+                                        size_t n_done, int failed, uint64_t *meta, size_t meta_cap,
+                                        size_t *n_out) {
+    const nm_pycfg *c = nm_py_cfg();
+    uintptr_t l = (uintptr_t)outs;
+    if (!c || !nm_py_bytes_list(c, l, n_done)) return NET_MESH_PYOBJ_UNDECODABLE;
+    const uintptr_t *items = n_done ? (const uintptr_t *)nm_word(l, c->list_items) : NULL;
+    size_t len = 0;
+    for (size_t i = 0; i < n_done; i++) {
+        size_t k = (size_t)nm_word(items[i], c->size_off);
+        if (k > SIZE_MAX - 16 - len) return NET_MESH_PYOBJ_UNDECODABLE;
+        len += 16 + k;
+    }
+    uint8_t *recs = len ? malloc(len) : NULL;
+    if (len && !recs) return NET_MESH_PYOBJ_UNDECODABLE; /* the binding builds them (or runs out itself) */
+    /* records as the binding's: per event [u64 1][u64 len][bytes] */
+    uint8_t *w = recs;
+    for (size_t i = 0; i < n_done; i++) {
+        const uint8_t *data = NULL;
+        size_t k = 0;
+        nm_py_bytes(c, items[i], &data, &k); /* checked above */
+        nm_put_le64(w, 1);
+        nm_put_le64(w + 8, k);
+        if (k) memcpy(w + 16, data, k);
+        w += 16 + k;
+    }
+    int rc = net_mesh_runtime_deliver_batch_commit(rt, origin, ticket, n_done, failed, recs, len, meta, meta_cap,
+                                                   n_out);
+    free(recs);
+    return rc;
+}
+
+/* Clear the exception a failed CPython allocation left set (err_fetch takes
+ * it over; the references are dropped). */
+static void nm_py_clear_error(const nm_pyfns *a) {
+    nm_pyobj t = NULL, v = NULL, tb = NULL;
+    a->err_fetch(&t, &v, &tb);
+    if (t) a->decref(t);
+    if (v) a->decref(v);
+    if (tb) a->decref(tb);
+}
+
+uint64_t net_mesh_pyobj_native_results(uint64_t origin, uint64_t outs, const uint64_t *meta, size_t n) {
+    const nm_pyfns *a = nm_api_get();
+    const nm_pycfg *c = nm_py_cfg();
+    uintptr_t l = (uintptr_t)outs;
+    if (!a || !c || !origin || (n && !meta) || !nm_py_bytes_list(c, l, n)) return 0;
+    nm_pyobj res = a->list_new((intptr_t)n);
+    if (!res) {
+        nm_py_clear_error(a);
+        return 0;
+    }
+    nm_pyobj *slots = (nm_pyobj *)nm_word((uintptr_t)res, c->list_items);
+    for (size_t i = 0; i < n; i++) {
+        /* An allocation may run the cyclic GC and so finalizers (Python
+         * code): outs is read again for each item, and its payload held
+         * while the event is made. */
+        uintptr_t p = nm_word(l, c->size_off) == (uintptr_t)n ? ((const uintptr_t *)nm_word(l, c->list_items))[i] : 0;
+        if (!nm_is(c, p, c->bytes_type)) { /* changed under us: no results (no exception set) */
+            a->decref(res);
+            return 0;
+        }
+        a->incref((nm_pyobj)p);
+        nm_pyobj ev = nm_py_new_event(a, c, (nm_pyobj)(uintptr_t)origin, meta + 4 * i, (nm_pyobj)p);
+        a->decref((nm_pyobj)p);
+        nm_pyobj one = ev ? nm_py_list_of(a, c, ev) : NULL;
+        if (!one) {
+            a->decref(res); /* PyList_New's items are NULL until set: freed as such */
+            nm_py_clear_error(a);
+            return 0;
+        }
+        slots[i] = one;
+    }
+    return (uint64_t)(uintptr_t)res;
+}

@@ -1253,6 +1253,44 @@ uint64_t net_mesh_pyobj_native_deliver(net_mesh_runtime *rt, uint64_t objects, u
  */
 uint64_t net_mesh_pyobj_native_event(uint64_t origin, const uint64_t meta[4], uint64_t payload);
 
+/*
+ * deliver_many's common case: every event of a batch returned exactly one
+ * output, exactly a bytes object, so the binding holds the outputs as a
+ * list `outs` of n exact bytes objects (outs[i]: event i's output). The two
+ * calls below take that list by address, with the GIL held (ctypes.PyDLL),
+ * the caller keeping every object alive; any other list is not decodable
+ * (NET_MESH_PYOBJ_UNDECODABLE / 0) and the binding takes its general path.
+ */
+
+/*
+ * net_mesh_runtime_deliver_batch_commit with the records built here (in
+ * C memory, freed before return) from outs: per event [u64 1][u64 len]
+ * [bytes]. outs must be exactly a list of exactly n_done items, each
+ * exactly bytes (needs net_mesh_pyobj_configure, not _configure_api).
+ * Returns NET_MESH_PYOBJ_UNDECODABLE when it is not (or the records cannot
+ * be allocated) with NOTHING changed: the lease is still open and the
+ * caller commits (or aborts) it itself; otherwise what
+ * net_mesh_runtime_deliver_batch_commit returns (meta, meta_cap and n_out
+ * as there: 4 values per event).
+ */
+int net_mesh_pyobj_deliver_batch_commit(net_mesh_runtime *rt, uint64_t origin, uint64_t ticket, uint64_t outs,
+                                        size_t n_done, int failed, uint64_t *meta, size_t meta_cap,
+                                        size_t *n_out);
+
+/*
+ * A new reference to a new list of n one-item lists, item i
+ * [CausalEvent(origin, meta[4i], outs[i], meta[4i+1], meta[4i+2],
+ * meta[4i+3])], each event built as the builtin deliver builds its output
+ * (origin: the address of any object, stored as it is; outs[i] the very
+ * bytes object). Returns 0 when the api is not configured, origin is 0,
+ * meta is NULL with n > 0, outs is not exactly a list of exactly n exact
+ * bytes objects (also when it changes while the results are made: an
+ * allocation may run finalizers), or out of memory; then no reference is
+ * kept and no exception is left set (the MemoryError of a failed
+ * allocation is cleared): the caller builds the results itself.
+ */
+uint64_t net_mesh_pyobj_native_results(uint64_t origin, uint64_t outs, const uint64_t *meta, size_t n);
+
 /* One entry of a daemon's subscription ledger. */
 typedef struct net_mesh_subscription {
     uint64_t publisher;

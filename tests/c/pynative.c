@@ -131,7 +131,12 @@ static void clear_exc(void) {
 /* Allocation failures: from the fail_from-th allocation the library asks for
  * (long_from_u64, list_new, event_alloc; 1-based) on, every one fails. */
 static long allocs, fail_from;
-static int alloc_fails(void) { return ++allocs, fail_from && allocs >= fail_from; }
+static void (*on_alloc)(long n); /* called before the n-th allocation (1-based), if set */
+static int alloc_fails(void) {
+    ++allocs;
+    if (on_alloc) on_alloc(allocs);
+    return fail_from && allocs >= fail_from;
+}
 
 /* Where the lease of the current case is, for the checks inside the calls. */
 static net_mesh_runtime *cur_rt;
@@ -499,6 +504,16 @@ static void before_configure_api(void) {
     CHECK(net_mesh_pyobj_native_deliver(NULL, addr(objects), addr(helper), addr(names)) == 0);
     CHECK(net_mesh_pyobj_native_event(addr(o), meta, addr(p)) == 0);
     CHECK(api_calls == 0 && refs(objects) == 1 && refs(helper) == 1);
+    /* deliver_many's calls: no api, no results; the batch commit needs only
+     * the layout, which is set: a bad list is refused before the runtime */
+    fobj *items[1] = {incref_(p)};
+    fobj *outs = mklist_of(1, items);
+    CHECK(net_mesh_pyobj_native_results(addr(o), addr(outs), meta, 1) == 0);
+    size_t n_out = 0;
+    CHECK(net_mesh_pyobj_deliver_batch_commit(NULL, 1, 1, addr(o), 1, 0, meta, 4, &n_out) ==
+          NET_MESH_PYOBJ_UNDECODABLE);
+    CHECK(api_calls == 0 && refs(p) == 2 && refs(outs) == 1);
+    decref_(outs);
     decref_(o), decref_(p);
 }
 
@@ -616,6 +631,241 @@ static void setup(void) {
     daemon->w[2] = (uint64_t)(uintptr_t)inst;
     decref_(objects);
     objects = mkdict1((uint64_t)(uintptr_t)inst, daemon);
+}
+
+/* ---- deliver_many's common case ---- */
+
+/* A list of n new bytes objects "p<i>" (i-th of length i % 3 + 1), or with
+ * empty set, the first one empty. */
+static fobj *mkouts(int n, int empty) {
+    fobj *items[16];
+    for (int i = 0; i < n && i < 16; i++) {
+        char b[4] = {'p', (char)('0' + i), 'x', 0};
+        items[i] = mkbytes(b, empty && i == 0 ? 0 : (size_t)(i % 3 + 1));
+    }
+    return mklist_of(n, items);
+}
+static fobj *item_of(const fobj *list, uint64_t i) { return ((fobj **)(uintptr_t)list->w[3])[i]; }
+
+static fobj *hook_outs; /* native_results' outs, for the hook below */
+static long hook_at, hook_item;
+static void change_outs(long n) { /* a finalizer run by an allocation replaces outs[hook_item] */
+    if (n != hook_at) return;
+    fobj **items = (fobj **)(uintptr_t)hook_outs->w[3];
+    decref_(items[hook_item]);
+    items[hook_item] = mkint(1);
+}
+
+/* native_results: [[CausalEvent(origin, meta.., outs[i], ..)] ...] holding
+ * the very origin and payload objects; every refused input makes nothing
+ * and leaves no exception; every allocation failure gives 0 with nothing
+ * kept and no exception left set. */
+static void native_results(void) {
+    uint64_t meta[4 * 5];
+    for (int i = 0; i < 4 * 5; i++) meta[i] = (uint64_t)i * 0x100000001ull + (i == 19 ? UINT64_MAX - 19 : 0);
+    for (int empty = 0; empty < 2; empty++) {
+        begin_case();
+        fobj *o = mkint(origin), *outs = mkouts(5, empty);
+        long calls0 = api_calls;
+        fobj *res = at(net_mesh_pyobj_native_results(addr(o), addr(outs), meta, 5));
+        CHECK(api_calls > calls0 && exc_t == NULL);
+        CHECK(is(res, &list_type) && res->w[2] == 5 && refs(res) == 1);
+        if (is(res, &list_type) && res->w[2] == 5) {
+            for (uint64_t i = 0; i < 5; i++) {
+                fobj *one = item_of(res, i), *ev = is(one, &list_type) && one->w[2] == 1 ? item_of(one, 0) : NULL;
+                CHECK(refs(one) == 1 && is(ev, &event_type) && ev && ev->w[2] == 6 && refs(ev) == 1);
+                if (!is(ev, &event_type)) continue;
+                CHECK(at(ev->w[3]) == o && at(ev->w[5]) == item_of(outs, i) && refs(item_of(outs, i)) == 2);
+                CHECK(u64_of(at(ev->w[4])) == meta[4 * i] && u64_of(at(ev->w[6])) == meta[4 * i + 1]);
+                CHECK(u64_of(at(ev->w[7])) == meta[4 * i + 2] && u64_of(at(ev->w[8])) == meta[4 * i + 3]);
+            }
+            CHECK(refs(o) == 6); /* the test's and one per event */
+        }
+        decref_(res);
+        CHECK(refs(o) == 1 && refs(outs) == 1 && refs(item_of(outs, 0)) == 1);
+        decref_(o), decref_(outs);
+        end_case(NULL, __LINE__);
+    }
+    /* any origin object is stored as it is (the binding checked the value:
+     * e.g. an int subclass stays that object, as in the binding's results);
+     * n 0 with an empty list: an empty list */
+    begin_case();
+    fobj *sub = obj(&bool_type), *outs = mkouts(2, 0), *none = mkouts(0, 0);
+    fobj *res = at(net_mesh_pyobj_native_results(addr(sub), addr(outs), meta, 2));
+    CHECK(is(res, &list_type) && res->w[2] == 2 && refs(sub) == 3);
+    if (is(res, &list_type) && res->w[2] == 2) CHECK(at(item_of(item_of(res, 1), 0)->w[3]) == sub);
+    decref_(res);
+    res = at(net_mesh_pyobj_native_results(addr(sub), addr(none), NULL, 0));
+    CHECK(is(res, &list_type) && res->w[2] == 0 && refs(res) == 1 && exc_t == NULL);
+    decref_(res), decref_(sub), decref_(outs), decref_(none);
+    end_case(NULL, __LINE__);
+    /* refused: nothing made, no reference taken, no exception */
+    begin_case();
+    fobj *o = mkint(origin);
+    outs = mkouts(3, 0);
+    fobj *ba = obj(&bytearray_type);
+    ba->w[2] = 1;
+    fobj *mixed_items[3] = {mkbytes("a", 1), ba, mkbytes("c", 1)};
+    fobj *mixed = mklist_of(3, mixed_items);
+    fobj *int_items[2] = {mkbytes("a", 1), mkint(7)};
+    fobj *with_int = mklist_of(2, int_items);
+    fobj *tup_items[3] = {incref_(item_of(outs, 0)), incref_(item_of(outs, 1)), incref_(item_of(outs, 2))};
+    fobj *tup = mktuple(3, tup_items);
+    long made = live;
+    CHECK(net_mesh_pyobj_native_results(addr(o), addr(outs), meta, 2) == 0); /* wrong length */
+    CHECK(net_mesh_pyobj_native_results(addr(o), addr(outs), meta, 4) == 0);
+    CHECK(net_mesh_pyobj_native_results(addr(o), addr(mixed), meta, 3) == 0); /* a bytearray item */
+    CHECK(net_mesh_pyobj_native_results(addr(o), addr(with_int), meta, 2) == 0);
+    CHECK(net_mesh_pyobj_native_results(addr(o), addr(tup), meta, 3) == 0); /* not a list */
+    CHECK(net_mesh_pyobj_native_results(addr(o), addr(item_of(outs, 0)), meta, 1) == 0);
+    CHECK(net_mesh_pyobj_native_results(addr(o), 0, meta, 0) == 0);
+    CHECK(net_mesh_pyobj_native_results(0, addr(outs), meta, 3) == 0); /* no origin */
+    CHECK(net_mesh_pyobj_native_results(addr(o), addr(outs), NULL, 3) == 0); /* no meta */
+    CHECK(live == made && exc_t == NULL && refs(o) == 1 && refs(item_of(outs, 1)) == 2);
+    decref_(mixed), decref_(with_int), decref_(tup);
+    /* outs changed by a finalizer while the results are made (allocation 1:
+     * the result list; 8: the second event's first int): an item not read
+     * yet is no longer bytes: 0, all dropped; the item being made into an
+     * event was held: that event keeps the old bytes (valgrind: no use after
+     * free), the results are made */
+    static const long when[3][2] = {{1, 1}, {8, 2}, {8, 1}};
+    for (int k = 0; k < 3; k++) {
+        hook_at = when[k][0], hook_item = when[k][1];
+        hook_outs = outs;
+        on_alloc = change_outs;
+        allocs = 0;
+        fobj *old = item_of(outs, (uint64_t)hook_item);
+        uint64_t r = net_mesh_pyobj_native_results(addr(o), addr(outs), meta, 3);
+        on_alloc = NULL;
+        CHECK(exc_t == NULL && is(item_of(outs, (uint64_t)hook_item), &int_type));
+        if (k < 2) {
+            CHECK(r == 0 && refs(o) == 1 && refs(item_of(outs, 0)) == 1);
+        } else {
+            fobj *l = at(r);
+            CHECK(is(l, &list_type) && l->w[2] == 3 && refs(o) == 4);
+            if (is(l, &list_type) && l->w[2] == 3) {
+                fobj *ev = item_of(item_of(l, 1), 0);
+                CHECK(at(ev->w[5]) == old && refs(old) == 1); /* owned by the event only */
+            }
+            decref_(l);
+        }
+        fobj **items = (fobj **)(uintptr_t)outs->w[3];
+        decref_(items[hook_item]);
+        items[hook_item] = mkbytes("again", 5);
+    }
+    decref_(outs);
+    decref_(o);
+    end_case(NULL, __LINE__);
+    /* allocation k failing, for every k (1 + 3 x (4 ints, event, list)): 0,
+     * nothing kept, the MemoryError cleared; k = 20 is the first success */
+    for (fail_from = 1; fail_from <= 20; fail_from++) {
+        begin_case();
+        allocs = 0;
+        o = mkint(origin);
+        outs = mkouts(3, 1);
+        res = at(net_mesh_pyobj_native_results(addr(o), addr(outs), meta, 3));
+        CHECK(fail_from == 20 ? is(res, &list_type) : res == NULL);
+        CHECK(exc_t == NULL && allocs == (fail_from == 20 ? 19 : fail_from));
+        if (!res) CHECK(refs(o) == 1 && refs(item_of(outs, 0)) == 1 && refs(item_of(outs, 2)) == 1);
+        decref_(o), decref_(outs);
+        end_case(res, __LINE__);
+    }
+    fail_from = 0;
+}
+
+/* net_mesh_pyobj_deliver_batch_commit: the records built from a list of
+ * exact bytes equal single deliveries on the twin (same sequences, parents,
+ * horizons, payloads); anything else is refused with the lease still open;
+ * no interpreter call and no reference touched. */
+static void batch_commit(void) {
+    enum { K = 5 };
+    net_mesh_event evs[K];
+    for (int i = 0; i < K; i++) evs[i] = make_event(200 + (uint64_t)i, 50 + (uint64_t)i, "bt", 2);
+    begin_case();
+    net_mesh_daemon_stats before = stats(da);
+    uint64_t ticket = 0;
+    void *ud = NULL;
+    OK(net_mesh_runtime_deliver_batch_begin(ra, origin, evs, K, (uint64_t)pthread_self(), &ticket, &ud));
+    CHECK(ticket != 0 && ud == (void *)inst && held() == 1);
+    /* the host runs process: the counter's outputs, as the twin makes them */
+    fobj *items[K];
+    for (int i = 0; i < K; i++) {
+        uint8_t b[8];
+        put64(b, ++inst->n);
+        items[i] = mkbytes(b, 8);
+    }
+    fobj *outs = mklist_of(K, items);
+    fobj *ba = obj(&bytearray_type);
+    ba->w[2] = 8;
+    fobj *bad_items[K] = {incref_(items[0]), incref_(items[1]), ba, incref_(items[3]), incref_(items[4])};
+    fobj *bad = mklist_of(K, bad_items);
+    fobj *tup_items[1] = {incref_(items[0])};
+    fobj *tup = mktuple(1, tup_items);
+    uint64_t meta[4 * K];
+    size_t n_out = 99;
+    long calls0 = api_calls;
+    const int undec = NET_MESH_PYOBJ_UNDECODABLE;
+    CHECK(net_mesh_pyobj_deliver_batch_commit(ra, origin, ticket, addr(bad), K, 0, meta, 4 * K, &n_out) == undec);
+    CHECK(net_mesh_pyobj_deliver_batch_commit(ra, origin, ticket, addr(outs), K - 1, 0, meta, 4 * K, &n_out) ==
+          undec); /* n_done is not the list's length */
+    CHECK(net_mesh_pyobj_deliver_batch_commit(ra, origin, ticket, addr(tup), 1, 0, meta, 4 * K, &n_out) == undec);
+    CHECK(net_mesh_pyobj_deliver_batch_commit(ra, origin, ticket, addr(none_obj), 0, 0, meta, 4 * K, &n_out) ==
+          undec);
+    CHECK(net_mesh_pyobj_deliver_batch_commit(ra, origin, ticket, 0, 0, 0, meta, 4 * K, &n_out) == undec);
+    CHECK(n_out == 99 && held() == 1); /* nothing changed: the lease is still open */
+    net_mesh_daemon_stats mid = stats(da);
+    CHECK(mid.events_processed == before.events_processed && mid.errors == before.errors);
+    OK(net_mesh_pyobj_deliver_batch_commit(ra, origin, ticket, addr(outs), K, 0, meta, 4 * K, &n_out));
+    CHECK(n_out == K && held() == 0 && api_calls == calls0);
+    for (int i = 0; i < K; i++) {
+        net_mesh_event_list want = {0};
+        OK(net_mesh_runtime_deliver(rb, origin, &evs[i], &want));
+        CHECK(want.len == 1);
+        if (want.len == 1) {
+            const net_mesh_event *w = &want.events[0];
+            CHECK(meta[4 * i] == w->link.sequence && meta[4 * i + 1] == w->link.parent_hash);
+            CHECK(meta[4 * i + 2] == w->link.horizon && meta[4 * i + 3] != 0);
+            CHECK(w->payload_len == 8 && memcmp(w->payload, &items[i]->w[4], 8) == 0);
+        }
+        net_mesh_event_list_free(&want);
+    }
+    net_mesh_daemon_stats s = stats(da);
+    CHECK(s.events_processed == before.events_processed + K && s.events_emitted == before.events_emitted + K);
+    CHECK(refs(outs) == 1 && refs(items[0]) == 3 && refs(items[2]) == 1);
+    /* the next output of both sides is the same: the chains agree */
+    net_mesh_event nx = make_event(9, 99, "nx", 2);
+    net_mesh_event_list xa = {0}, xb = {0};
+    OK(net_mesh_runtime_deliver(ra, origin, &nx, &xa));
+    OK(net_mesh_runtime_deliver(rb, origin, &nx, &xb));
+    CHECK(xa.len == 1 && xb.len == 1);
+    if (xa.len == 1 && xb.len == 1) {
+        CHECK(xa.events[0].link.sequence == xb.events[0].link.sequence);
+        CHECK(xa.events[0].link.parent_hash == xb.events[0].link.parent_hash);
+        CHECK(xa.events[0].link.horizon == xb.events[0].link.horizon);
+    }
+    net_mesh_event_list_free(&xa), net_mesh_event_list_free(&xb);
+    decref_(outs), decref_(bad), decref_(tup);
+    end_case(NULL, __LINE__);
+    /* failed at event 2 after an empty and a 3-byte output; then failed at
+     * event 0 (nothing done: no records) */
+    for (int done = 2; done >= 0; done -= 2) {
+        begin_case();
+        before = stats(da);
+        OK(net_mesh_runtime_deliver_batch_begin(ra, origin, evs, 3, (uint64_t)pthread_self(), &ticket, &ud));
+        fobj *two[2] = {mkbytes("", 0), mkbytes("xyz", 3)};
+        outs = mklist_of(done, two);
+        if (!done) decref_(two[0]), decref_(two[1]);
+        n_out = 99;
+        OK(net_mesh_pyobj_deliver_batch_commit(ra, origin, ticket, addr(outs), (size_t)done, 1, meta, 4 * K,
+                                               &n_out));
+        CHECK(n_out == (size_t)done && held() == 0);
+        s = stats(da);
+        CHECK(s.events_processed == before.events_processed + (uint64_t)done);
+        CHECK(s.events_emitted == before.events_emitted + (uint64_t)done && s.errors == before.errors + 1);
+        if (done) CHECK(meta[4] == meta[0] + 1); /* consecutive sequences */
+        decref_(outs);
+        end_case(NULL, __LINE__);
+    }
 }
 
 /* The builtin for rt: checks what native_deliver made and the references it
@@ -1026,6 +1276,7 @@ int main(void) {
     before_configure_api();
     configure_api_rules();
     native_event();
+    native_results();
     setup();
     native_deliver_refuses();
     begin_case();
@@ -1033,6 +1284,7 @@ int main(void) {
     fn = make_fn(ra);
     CHECK(live == base + 2); /* the function and its capsule */
     one_output();
+    batch_commit(); /* the twin still in step */
     no_outputs();
     slow_paths();
     failures();

@@ -5,7 +5,11 @@ events; the daemon's ``process`` runs here on each of them as a plain Python
 call; net_mesh_runtime_deliver_batch_commit appends every event's outputs
 to the chain (exactly as single deliveries would) and writes their
 sequence/parent/horizon/received_at. Two library calls per chunk instead of
-two per event.
+two per event. With the library's builtin deliver (rt.native) the common
+case — every event returned exactly one exact bytes — is done by the
+library from the outputs list itself: net_mesh_pyobj_deliver_batch_commit
+builds the commit's records, net_mesh_pyobj_native_results the output
+events; anything else (or an older library) takes the Python path below.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from operator import itemgetter
 from ctypes import POINTER, c_char_p, c_int, c_size_t, c_uint64, c_void_p
 from typing import TYPE_CHECKING, Any, Iterable, List
 
-from . import _daemon, _ffi
+from . import _daemon, _ffi, _pyobj
 from ._daemon import CausalEvent
 from ._errors import InvalidArgumentError, NetMeshError, ProcessFailedError, last_error
 
@@ -74,6 +78,30 @@ def _normalise(evs: "List[Any]") -> "List[CausalEvent]":
         if e.__class__ is not CausalEvent or p is not e[2]:
             evs[i] = _tnew(CausalEvent, (e[0], e[1], p, e[3], e[4], e[5]))
     return evs
+
+
+_UNDECODABLE = 1  # NET_MESH_PYOBJ_UNDECODABLE
+_natives: "list[Any]" = []  # [(batch commit, results) or None], made on first use
+
+
+def _native() -> Any:
+    """(net_mesh_pyobj_deliver_batch_commit, net_mesh_pyobj_native_results)
+    for runtimes whose deliver is the library's builtin (rt.native: the
+    library has the interpreter's layout and functions), or None with an
+    older library. Both read the outs list of _batch in place (GIL held):
+    the commit builds the records when every event returned exactly one
+    exact bytes; results builds the output events from them and the meta."""
+    if not _natives:
+        try:
+            commit = _ffi.raw_function("net_mesh_pyobj_deliver_batch_commit", hold_gil=True)
+            commit.argtypes = [c_void_p, c_uint64, c_uint64, c_uint64, c_size_t, c_int, POINTER(c_uint64),
+                               c_size_t, POINTER(c_size_t)]
+            results = _ffi.raw_function("net_mesh_pyobj_native_results", c_uint64, hold_gil=True)
+            results.argtypes = [c_uint64, c_uint64, POINTER(c_uint64), c_size_t]
+            _natives.append((commit, _pyobj._returns_object(results)))
+        except AttributeError:  # an older library
+            _natives.append(None)
+    return _natives[0]
 
 
 _decoder: "list[Any]" = []  # [net_mesh_pyobj_decode_events or None], made on first use
@@ -197,11 +225,23 @@ def _batch(rt: "DaemonRuntime", lib: Any, origin_hash: int, chunk: "List[CausalE
                 cause = ex
                 break
             keep(r)
-        recs, total = _records(outs)
-        meta = (c_uint64 * (4 * total))() if total else None
-        rc = lib.net_mesh_runtime_deliver_batch_commit(rt._rt_word, origin_hash, ticket, len(outs),
-                                                       1 if cause is not None else 0, recs, len(recs),
-                                                       meta, 4 * total, ctypes.byref(c_size_t()))
+        k = len(outs)
+        failed = 1 if cause is not None else 0
+        nat = _native() if rt.native else None
+        rc = _UNDECODABLE
+        if nat is not None:
+            # every output exact bytes (checked by the library): it builds
+            # the records; anything else changes nothing (lease still open)
+            total = k
+            meta = (c_uint64 * (4 * k))() if k else None
+            rc = nat[0](rt._rt_word, origin_hash, ticket, id(outs), k, failed, meta, 4 * k,
+                        ctypes.byref(c_size_t()))
+        if rc == _UNDECODABLE:
+            nat = None
+            recs, total = _records(outs)
+            meta = (c_uint64 * (4 * total))() if total else None
+            rc = lib.net_mesh_runtime_deliver_batch_commit(rt._rt_word, origin_hash, ticket, k, failed, recs,
+                                                           len(recs), meta, 4 * total, ctypes.byref(c_size_t()))
         ticket = 0
     except BaseException:
         if ticket:
@@ -209,7 +249,8 @@ def _batch(rt: "DaemonRuntime", lib: Any, origin_hash: int, chunk: "List[CausalE
         raise
     if rc:
         raise last_error(rc)
-    done += _results(origin_hash, outs, meta, total)
+    res = nat[1](id(origin_hash), id(outs), meta, total) if nat is not None and total else None
+    done += res if res is not None else _results(origin_hash, outs, meta, total)
     if cause is not None:
         msg = f"net_mesh: process failed: {type(cause).__name__}: {cause}"
         err = ProcessFailedError(msg, kind="process-failed", code=_PROCESS_FAILED)

@@ -217,7 +217,8 @@ def test_threads_share_a_daemon(rt):
     assert h.stats().events_processed == len(counts)
 
 
-def test_interrupts_never_leave_the_lease_open(rt, monkeypatch):
+def test_interrupts_never_leave_the_lease_open(rt_both, monkeypatch):
+    rt = rt_both
     h = rt.spawn("faulty", nm.Identity.generate())
     o = h.origin_hash
     # KeyboardInterrupt inside process: that event failed, as in deliver
@@ -239,6 +240,18 @@ def test_interrupts_never_leave_the_lease_open(rt, monkeypatch):
         return real_records(outs)
 
     monkeypatch.setattr(_batch, "_records", records_once)
+    if rt.native:
+        # here the library builds the records (every output one bytes): the
+        # interrupt comes at its commit instead, before the lease ended
+        commit, results = _batch._native()
+
+        def commit_once(*a):
+            calls.append(a[4])  # n_done
+            if len(calls) == 1:
+                raise KeyboardInterrupt
+            return commit(*a)
+
+        monkeypatch.setattr(_batch, "_native", lambda: (commit_once, results))
     with pytest.raises(KeyboardInterrupt):
         rt.deliver_many(o, [ev(b"c"), ev(b"d")])
     monkeypatch.undo()
@@ -363,3 +376,190 @@ def test_without_batches_in_the_library_one_by_one(rt, monkeypatch):
     assert h.stats().events_processed == 0
     got = rt.deliver_many(h.origin_hash, [ev(bytearray(b"a")), ev()])
     assert [count_of(g) for g in got] == [1, 2]
+
+
+# ---- the common case in the library (rt.native): every event of a chunk
+# returned exactly one exact bytes; the library builds the commit's records
+# (net_mesh_pyobj_deliver_batch_commit) and the output events
+# (net_mesh_pyobj_native_results)
+
+class Mixed(nm.MeshDaemon):
+    """One bytes output per event, except: payload b"many" emits Vary-like
+    shapes by sequence, b"ba" a bytearray output, b"raise" raises Boom."""
+
+    name = "mixed"
+
+    def __init__(self):
+        self.n = 0
+
+    def process(self, event):
+        if event.payload.startswith(b"raise"):
+            raise Boom("mixed exploded")
+        self.n += 1
+        out = U64.pack(self.n) + event.payload
+        if event.payload.startswith(b"many"):
+            return [None, [], [out], (out, out + b"2")][event.sequence % 4]
+        if event.payload.startswith(b"ba"):
+            return [bytearray(out)]
+        return [out]
+
+    def snapshot(self):
+        return U64.pack(self.n)
+
+    def restore(self, state):
+        (self.n,) = U64.unpack(state)
+
+
+@pytest.fixture
+def native_and_read():
+    """A Mixed daemon of one identity on a native runtime and on a read
+    runtime (NET_MESH_PYOBJ=read): (native, read, handles, origin)."""
+    from conftest import make_rt
+
+    nodes = [nm.Node(psk=PSK), nm.Node(psk=PSK)]
+    rts = [make_rt(nodes[0], True, True), make_rt(nodes[1], True, False)]
+    ident = nm.Identity.generate()
+    hs = []
+    for r in rts:
+        r.register_factory("mixed", Mixed)
+        hs.append(r.spawn("mixed", ident, config={"auto_snapshot_interval": 40}))
+    yield rts[0], rts[1], hs, ident.origin_hash
+    for x in rts + nodes:
+        x.close()
+
+
+def _chunk(seq, n, kind):
+    """n events from sequence seq: kind "bytes" all one-output events,
+    "mixed" every third one of another shape."""
+    out = []
+    for i in range(n):
+        p = b"p%d" % (seq + i)
+        if kind == "mixed" and i % 3 == 1:
+            p = (b"many", b"ba")[(seq + i) % 2] + p
+        out.append(nm.CausalEvent(origin_hash=7 + i % 3, sequence=seq + i, payload=p))
+    return out
+
+
+def _spy(monkeypatch):
+    """Count the Python records/results builders' calls (the general path)."""
+    calls = {"records": 0, "results": 0}
+    real_records, real_results = _batch._records, _batch._results
+
+    def records(outs):
+        calls["records"] += 1
+        return real_records(outs)
+
+    def results(*a):
+        calls["results"] += 1
+        return real_results(*a)
+
+    monkeypatch.setattr(_batch, "_records", records)
+    monkeypatch.setattr(_batch, "_results", results)
+    return calls
+
+
+def test_native_results_equal_the_read_runtime(native_and_read, monkeypatch):
+    nat, read, hs, o = native_and_read
+    assert _batch._native() is not None
+    calls = _spy(monkeypatch)
+    seq = 1
+    for kind, n in (("bytes", 1), ("bytes", 100), ("mixed", 30), ("bytes", 7), ("mixed", 2), ("bytes", 1500)):
+        evs = _chunk(seq, n, kind)
+        seq += n
+        before = dict(calls)
+        a = nat.deliver_many(o, evs)
+        used = {k: calls[k] - before[k] for k in calls}
+        b = read.deliver_many(o, evs)
+        assert [[_key(x) for x in g] for g in a] == [[_key(x) for x in g] for g in b]
+        assert all(type(g) is list for g in a) and all(type(x) is nm.CausalEvent for g in a for x in g)
+        assert all(type(x.payload) is bytes and x.received_at > 0 for g in a for x in g)
+        assert _stats(hs[0]) == _stats(hs[1])
+        if kind == "bytes":  # the library built both (one chunk or two)
+            assert used == {"records": 0, "results": 0}
+        else:
+            assert used["records"] >= 1 and used["results"] >= 1
+    # a failure at event k, in an all-bytes chunk and in a mixed one: the same
+    # outputs before it, the same errors, the same chains after
+    for kind in ("bytes", "mixed"):
+        evs = _chunk(seq, 9, kind)
+        evs[6] = evs[6]._replace(payload=b"raise")
+        seq += 9
+        errs = []
+        for r in (nat, read):
+            with pytest.raises(nm.ProcessFailedError) as ei:
+                r.deliver_many(o, evs)
+            assert isinstance(ei.value.__cause__, Boom)
+            errs.append([[_key(x) for x in g] for g in ei.value.outputs])
+        assert errs[0] == errs[1] and len(errs[0]) == 6
+        assert _stats(hs[0]) == _stats(hs[1])
+    nxt = nm.CausalEvent(origin_hash=3, sequence=seq, payload=b"z")
+    assert [_key(x) for x in nat.deliver(o, nxt)] == [_key(x) for x in read.deliver(o, nxt)]
+
+
+def test_native_results_fall_back_when_the_library_declines(native_and_read, monkeypatch):
+    """A results call returning nothing (e.g. out of memory in the library:
+    0, no exception) gives the same outputs through the Python builder."""
+    nat, read, hs, o = native_and_read
+    commit, _ = _batch._native()
+    monkeypatch.setattr(_batch, "_native", lambda: (commit, lambda *a: None))
+    calls = _spy(monkeypatch)
+    evs = _chunk(1, 20, "bytes")
+    a, b = nat.deliver_many(o, evs), read.deliver_many(o, evs)
+    assert [[_key(x) for x in g] for g in a] == [[_key(x) for x in g] for g in b]
+    # records: the read runtime's only; results: the fallback's and the read runtime's
+    assert calls == {"records": 1, "results": 2}
+    assert _stats(hs[0]) == _stats(hs[1])
+
+
+FIXED_MANY = b"fixed-many-output"
+
+
+def test_native_many_reference_counts_balance(rt):
+    """The library's records and results take and drop references right: the
+    payload, origin and event objects end where they started."""
+    import gc
+    import sys
+
+    assert rt.native
+
+    class Fixed(nm.MeshDaemon):
+        def process(self, event):
+            if event.payload == b"raise":
+                raise Boom("x")
+            if event.payload == b"two":
+                return [FIXED_MANY, FIXED_MANY]
+            return [FIXED_MANY]
+
+    h = rt.spawn_with_daemon(nm.Identity.generate(), Fixed())
+    origin = int(str(h.origin_hash))  # an int object of our own
+    plain = [ev(b"p", seq=i + 1) for i in range(50)]
+    mixed = plain[:10] + [ev(b"two")] + plain[10:20]
+    failing = plain[:5] + [ev(b"raise")] + plain[5:]
+
+    def round_():
+        for _ in range(20):
+            got = rt.deliver_many(origin, plain)
+            assert len(got) == 50
+            rt.deliver_many(origin, mixed)
+            try:
+                rt.deliver_many(origin, failing)
+            except nm.ProcessFailedError as e:
+                assert len(e.outputs) == 5
+                e.__traceback__ = None
+            del got
+
+    watched = [FIXED_MANY, origin, *plain, *mixed]
+    round_()  # warm
+    gc.collect()
+    before = [sys.getrefcount(x) for x in watched]
+    round_()
+    gc.collect()
+    assert [sys.getrefcount(x) for x in watched] == before
+    # the outputs hold the very payload and origin objects
+    base = sys.getrefcount(FIXED_MANY), sys.getrefcount(origin)
+    got = rt.deliver_many(origin, plain[:3])
+    assert all(g[0].payload is FIXED_MANY and g[0].origin_hash is origin for g in got)
+    assert (sys.getrefcount(FIXED_MANY), sys.getrefcount(origin)) == (base[0] + 3, base[1] + 3)
+    del got
+    gc.collect()
+    assert [sys.getrefcount(x) for x in watched] == before
