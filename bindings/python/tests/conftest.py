@@ -26,6 +26,29 @@ def run_python(code: str, timeout: float = 60.0, env: "dict[str, str] | None" = 
                           text=True, timeout=timeout, env=e)
 
 
+def echo_after(py, patch):
+    """In a fresh interpreter (the probes run once per process): run patch
+    (Python source, with net_mesh as nm and its _pyobj imported), then
+    deliver one event to an echo daemon; the line printed is "paths
+    <rt.pyobj> <rt.native> <payload> <sequence>"."""
+    patch = textwrap.indent(textwrap.dedent(patch), " " * 8)
+    r = py(f"""
+        import net_mesh as nm
+        from net_mesh import _pyobj
+{patch}
+        with nm.Node(psk=b"\\x42" * 32) as node, nm.DaemonRuntime(node) as rt:
+            class Echo(nm.MeshDaemon):
+                def process(self, event):
+                    return [event.payload]
+            rt.start()
+            h = rt.spawn_with_daemon(nm.Identity.generate(), Echo())
+            (o,) = rt.deliver(h.origin_hash, nm.CausalEvent(1, 1, b"hi"))
+            print("paths", rt.pyobj, rt.native, o.payload, o.sequence)
+    """)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
 @pytest.fixture
 def py():
     return run_python

@@ -13,7 +13,7 @@ import traceback
 import pytest
 
 import net_mesh as nm
-from conftest import ev, make_rt
+from conftest import echo_after, ev, make_rt
 from daemons import Boom
 from net_mesh import _pyobj
 
@@ -248,21 +248,7 @@ def test_threads_and_nested_delivers(rt):
 def test_probe_failures_turn_the_builtin_off(py):
     for patch in ("_pyobj.api = lambda: None",
                   "_pyobj._check_native = lambda f: False"):
-        r = py(f"""
-            import net_mesh as nm
-            from net_mesh import _pyobj
-            {patch}
-            with nm.Node(psk=b"\\x42" * 32) as node, nm.DaemonRuntime(node) as rt:
-                class Echo(nm.MeshDaemon):
-                    def process(self, event):
-                        return [event.payload]
-                rt.start()
-                h = rt.spawn_with_daemon(nm.Identity.generate(), Echo())
-                (o,) = rt.deliver(h.origin_hash, nm.CausalEvent(1, 1, b"hi"))
-                print("native", rt.pyobj, rt.native, o.payload, o.sequence)
-        """)
-        assert r.returncode == 0, r.stderr
-        assert "native True False b'hi' 1" in r.stdout, patch
+        assert "paths True False b'hi' 1" in echo_after(py, patch), patch
 
 
 def test_probe_checks_outputs_built_by_the_library():
