@@ -274,26 +274,16 @@ static const nm_pyfns *nm_api_get(void) {
 int net_mesh_pyobj_configure_api(const net_mesh_pyapi *api) {
     if (!api || api->size < sizeof(net_mesh_pyapi))
         return nm_py_fail("netmesh: pyobj: api is NULL or its size is below sizeof(net_mesh_pyapi)");
+    /* net_mesh_pyapi's addresses, in order, are nm_pyfns' pointers */
     const uint64_t *f = &api->save_thread;
-    size_t n = (sizeof(net_mesh_pyapi) - offsetof(net_mesh_pyapi, save_thread)) / sizeof(uint64_t);
-    for (size_t i = 0; i < n; i++)
-        if (!f[i]) return nm_py_fail("netmesh: pyobj: a CPython function address is 0");
+    enum { n = (sizeof(net_mesh_pyapi) - offsetof(net_mesh_pyapi, save_thread)) / sizeof(uint64_t) };
+    _Static_assert(sizeof(nm_pyfns) == n * sizeof(void *), "nm_pyfns mirrors net_mesh_pyapi");
     nm_pyfns a;
-    memcpy(&a.save_thread, &api->save_thread, sizeof(void *));
-    memcpy(&a.restore_thread, &api->restore_thread, sizeof(void *));
-    memcpy(&a.vectorcall_method, &api->vectorcall_method, sizeof(void *));
-    memcpy(&a.get_item, &api->get_item, sizeof(void *));
-    memcpy(&a.long_from_u64, &api->long_from_u64, sizeof(void *));
-    memcpy(&a.list_new, &api->list_new, sizeof(void *));
-    memcpy(&a.event_alloc, &api->event_alloc, sizeof(void *));
-    memcpy(&a.incref, &api->incref, sizeof(void *));
-    memcpy(&a.decref, &api->decref, sizeof(void *));
-    memcpy(&a.err_fetch, &api->err_fetch, sizeof(void *));
-    memcpy(&a.err_normalize, &api->err_normalize, sizeof(void *));
-    memcpy(&a.set_traceback, &api->set_traceback, sizeof(void *));
-    memcpy(&a.capsule_new, &api->capsule_new, sizeof(void *));
-    memcpy(&a.capsule_get_pointer, &api->capsule_get_pointer, sizeof(void *));
-    memcpy(&a.cfunction_new, &api->cfunction_new, sizeof(void *));
+    for (size_t i = 0; i < n; i++) {
+        if (!f[i]) return nm_py_fail("netmesh: pyobj: a CPython function address is 0");
+        void *fn = (void *)(uintptr_t)f[i];
+        memcpy((char *)&a + i * sizeof fn, &fn, sizeof fn);
+    }
     int rc = NET_MESH_OK;
     pthread_mutex_lock(&nm_py_mu);
     if (!nm_api_ready) {
