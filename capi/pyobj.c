@@ -37,6 +37,23 @@ static int nm_py_fail(const char *msg) {
     return NET_MESH_ERR_INVALID_ARGUMENT;
 }
 
+/* Set *dst from src once per process (under nm_py_mu; on_first, if not NULL,
+ * runs before *ready is published with release order): 1 when set now or
+ * already equal to src, 0 when already set to other bytes. */
+static int nm_py_set_once(int *ready, void *dst, const void *src, size_t n, void (*on_first)(void)) {
+    int ok = 1;
+    pthread_mutex_lock(&nm_py_mu);
+    if (!*ready) {
+        memcpy(dst, src, n);
+        if (on_first) on_first();
+        __atomic_store_n(ready, 1, __ATOMIC_RELEASE);
+    } else {
+        ok = memcmp(dst, src, n) == 0;
+    }
+    pthread_mutex_unlock(&nm_py_mu);
+    return ok;
+}
+
 /* The machine word at offset off of object o. */
 static inline uintptr_t nm_word(uintptr_t o, size_t off) { return *(const uintptr_t *)(o + off); }
 
@@ -164,16 +181,7 @@ int net_mesh_pyobj_configure(const net_mesh_pyobj_config *cfg) {
         .layout = cfg->long_layout, .digit_bits = cfg->digit_bits, .digit_size = cfg->digit_size,
         .max_digits = (64 + cfg->digit_bits - 1) / cfg->digit_bits,
     };
-    int rc = NET_MESH_OK;
-    pthread_mutex_lock(&nm_py_mu);
-    if (!nm_py_ready) {
-        nm_py = c;
-        __atomic_store_n(&nm_py_ready, 1, __ATOMIC_RELEASE);
-    } else if (memcmp(&nm_py, &c, sizeof c) != 0) {
-        rc = NET_MESH_ERR_INVALID_ARGUMENT;
-    }
-    pthread_mutex_unlock(&nm_py_mu);
-    if (rc != NET_MESH_OK)
+    if (!nm_py_set_once(&nm_py_ready, &nm_py, &c, sizeof c, NULL))
         return nm_py_fail("netmesh: pyobj: already configured with other values (one configuration per process)");
     return NET_MESH_OK;
 }
@@ -266,6 +274,7 @@ static int nm_api_ready;
 static volatile int nm_py_forked; /* set in a child after fork(): no call may enter Go */
 
 static void nm_py_atfork_child(void) { nm_py_forked = 1; }
+static void nm_py_register_atfork(void) { pthread_atfork(NULL, NULL, nm_py_atfork_child); }
 
 static const nm_pyfns *nm_api_get(void) {
     return __atomic_load_n(&nm_api_ready, __ATOMIC_ACQUIRE) ? &nm_api : NULL;
@@ -284,17 +293,7 @@ int net_mesh_pyobj_configure_api(const net_mesh_pyapi *api) {
         void *fn = (void *)(uintptr_t)f[i];
         memcpy((char *)&a + i * sizeof fn, &fn, sizeof fn);
     }
-    int rc = NET_MESH_OK;
-    pthread_mutex_lock(&nm_py_mu);
-    if (!nm_api_ready) {
-        nm_api = a;
-        pthread_atfork(NULL, NULL, nm_py_atfork_child);
-        __atomic_store_n(&nm_api_ready, 1, __ATOMIC_RELEASE);
-    } else if (memcmp(&nm_api, &a, sizeof a) != 0) {
-        rc = NET_MESH_ERR_INVALID_ARGUMENT;
-    }
-    pthread_mutex_unlock(&nm_py_mu);
-    if (rc != NET_MESH_OK)
+    if (!nm_py_set_once(&nm_api_ready, &nm_api, &a, sizeof a, nm_py_register_atfork))
         return nm_py_fail("netmesh: pyobj: api already configured with other addresses");
     return NET_MESH_OK;
 }
