@@ -312,14 +312,18 @@ static const char nm_capsule_name[] = "net_mesh.native_deliver";
 
 #define NM_VC_OFFSET ((size_t)1 << (8 * sizeof(size_t) - 1)) /* PY_VECTORCALL_ARGUMENTS_OFFSET */
 
-static void nm_native_free(nm_pyobj capsule) {
-    const nm_pyfns *a = nm_api_get();
-    nm_native *st = a ? a->capsule_get_pointer(capsule, nm_capsule_name) : NULL;
-    if (!st) return;
+/* Drop the builtin's references and free its state. */
+static void nm_native_release(const nm_pyfns *a, nm_native *st) {
     a->decref(st->objects);
     a->decref(st->helper);
     for (int i = 0; i < NM_N_COUNT; i++) a->decref(st->names[i]);
     free(st);
+}
+
+static void nm_native_free(nm_pyobj capsule) {
+    const nm_pyfns *a = nm_api_get();
+    nm_native *st = a ? a->capsule_get_pointer(capsule, nm_capsule_name) : NULL;
+    if (st) nm_native_release(a, st);
 }
 
 /* helper.<name>(*args): a new reference, or NULL with the exception set. */
@@ -515,10 +519,7 @@ uint64_t net_mesh_pyobj_native_deliver(net_mesh_runtime *rt, uint64_t objects, u
     }
     nm_pyobj cap = a->capsule_new(st, nm_capsule_name, nm_native_free);
     if (!cap) {
-        a->decref(st->objects);
-        a->decref(st->helper);
-        for (int i = 0; i < NM_N_COUNT; i++) a->decref(st->names[i]);
-        free(st);
+        nm_native_release(a, st);
         return 0;
     }
     nm_pyobj fn = a->cfunction_new(&nm_deliver_def, cap, NULL);
