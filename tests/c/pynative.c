@@ -490,8 +490,6 @@ static fobj *mkev(uint64_t from, uint64_t seq, const char *payload) {
     return mkevent(mkint(from), mkint(seq), mkbytes(payload, strlen(payload)), mkint(0), mkint(0), mkint(0));
 }
 
-static net_mesh_daemon_stats stats(net_mesh_daemon *d) { return stats_of(d); }
-
 /* Before configure_api nothing is made and the fake is never called. */
 static void before_configure_api(void) {
     uint64_t meta[4] = {1, 2, 3, 4};
@@ -782,7 +780,7 @@ static void batch_commit(void) {
     net_mesh_event evs[K];
     for (int i = 0; i < K; i++) evs[i] = make_event(200 + (uint64_t)i, 50 + (uint64_t)i, "bt", 2);
     begin_case();
-    net_mesh_daemon_stats before = stats(da);
+    net_mesh_daemon_stats before = stats_of(da);
     uint64_t ticket = 0;
     void *ud = NULL;
     OK(net_mesh_runtime_deliver_batch_begin(ra, origin, evs, K, (uint64_t)pthread_self(), &ticket, &ud));
@@ -813,7 +811,7 @@ static void batch_commit(void) {
           undec);
     CHECK(net_mesh_pyobj_deliver_batch_commit(ra, origin, ticket, 0, 0, 0, meta, 4 * K, &n_out) == undec);
     CHECK(n_out == 99 && held() == 1); /* nothing changed: the lease is still open */
-    net_mesh_daemon_stats mid = stats(da);
+    net_mesh_daemon_stats mid = stats_of(da);
     CHECK(mid.events_processed == before.events_processed && mid.errors == before.errors);
     OK(net_mesh_pyobj_deliver_batch_commit(ra, origin, ticket, addr(outs), K, 0, meta, 4 * K, &n_out));
     CHECK(n_out == K && held() == 0 && api_calls == calls0);
@@ -829,7 +827,7 @@ static void batch_commit(void) {
         }
         net_mesh_event_list_free(&want);
     }
-    net_mesh_daemon_stats s = stats(da);
+    net_mesh_daemon_stats s = stats_of(da);
     CHECK(s.events_processed == before.events_processed + K && s.events_emitted == before.events_emitted + K);
     CHECK(refs(outs) == 1 && refs(items[0]) == 3 && refs(items[2]) == 1);
     /* the next output of both sides is the same: the chains agree */
@@ -850,7 +848,7 @@ static void batch_commit(void) {
      * event 0 (nothing done: no records) */
     for (int done = 2; done >= 0; done -= 2) {
         begin_case();
-        before = stats(da);
+        before = stats_of(da);
         OK(net_mesh_runtime_deliver_batch_begin(ra, origin, evs, 3, (uint64_t)pthread_self(), &ticket, &ud));
         fobj *two[2] = {mkbytes("", 0), mkbytes("xyz", 3)};
         outs = mklist_of(done, two);
@@ -859,7 +857,7 @@ static void batch_commit(void) {
         OK(net_mesh_pyobj_deliver_batch_commit(ra, origin, ticket, addr(outs), (size_t)done, 1, meta, 4 * K,
                                                &n_out));
         CHECK(n_out == (size_t)done && held() == 0);
-        s = stats(da);
+        s = stats_of(da);
         CHECK(s.events_processed == before.events_processed + (uint64_t)done);
         CHECK(s.events_emitted == before.events_emitted + (uint64_t)done && s.errors == before.errors + 1);
         if (done) CHECK(meta[4] == meta[0] + 1); /* consecutive sequences */
@@ -921,7 +919,7 @@ static void one_output(void) {
         decref_(args[0]), decref_(args[1]);
         end_case(res, __LINE__);
     }
-    net_mesh_daemon_stats s = stats(da);
+    net_mesh_daemon_stats s = stats_of(da);
     CHECK(s.events_processed == 6 && s.events_emitted == 6 && s.errors == 0);
 }
 
@@ -930,13 +928,13 @@ static void no_outputs(void) {
     static const int modes[2] = {P_NONE, P_EMPTY};
     for (int k = 0; k < 2; k++) {
         mode = modes[k];
-        net_mesh_daemon_stats before = stats(da);
+        net_mesh_daemon_stats before = stats_of(da);
         begin_case();
         fobj *args[2] = {mkint(origin), mkev(9, 20 + (uint64_t)k, "")};
         fobj *res = call(fn, args, 2, NULL);
         CHECK(is(res, &list_type) && res->w[2] == 0 && refs(res) == 1 && ncalls == 0 && exc_t == NULL);
         CHECK(held() == 0 && held_at_restore == 1);
-        net_mesh_daemon_stats s = stats(da);
+        net_mesh_daemon_stats s = stats_of(da);
         CHECK(s.events_processed == before.events_processed + 1 && s.events_emitted == before.events_emitted);
         decref_(args[0]), decref_(args[1]);
         end_case(res, __LINE__);
@@ -947,14 +945,14 @@ static void no_outputs(void) {
  * exactly the arguments given, nothing delivered, its result returned. */
 static void slow_case(fobj **args, long nargs, fobj *kwnames, int line) {
     long pc = process_calls;
-    net_mesh_daemon_stats before = stats(da);
+    net_mesh_daemon_stats before = stats_of(da);
     slow_result = mklist_of(0, NULL);
     fobj *res = call(fn, args, nargs, kwnames);
     long nk = kwnames ? (long)kwnames->w[2] : 0;
     int ok = res == slow_result && ncalls == 1 && calls[0].name == N_SLOW && calls[0].nargs == nargs &&
              calls[0].kwnames == kwnames && process_calls == pc && exc_t == NULL;
     for (long j = 0; ok && j < nargs + nk; j++) ok = calls[0].args[j] == args[j];
-    net_mesh_daemon_stats s = stats(da);
+    net_mesh_daemon_stats s = stats_of(da);
     if (!ok || s.events_processed != before.events_processed)
         fprintf(stderr, "pynative.c:%d: not handed to slow as it was\n", line);
     CHECK(ok && s.events_processed == before.events_processed && held() == 0);
@@ -1052,7 +1050,7 @@ static void slow_paths(void) {
 /* process raised (or its daemon is missing): failed(origin, ticket, exc)
  * with the lease still open; the helper aborts it and raises. */
 static void failed_case(int line, fobj *want_cls) {
-    net_mesh_daemon_stats before = stats(da);
+    net_mesh_daemon_stats before = stats_of(da);
     fobj *args[2] = {mkint(origin), mkev(3, 3, "boom")};
     fobj *res = call(fn, args, 2, NULL);
     int ok = res == NULL && exc_t == runtime_error && ncalls == 1 && calls[0].name == N_FAILED &&
@@ -1064,7 +1062,7 @@ static void failed_case(int line, fobj *want_cls) {
     if (!ok) fprintf(stderr, "pynative.c:%d: failed not called as expected\n", line);
     CHECK(ok);
     CHECK(held() == 0 && held_at_restore == 1);
-    net_mesh_daemon_stats s = stats(da);
+    net_mesh_daemon_stats s = stats_of(da);
     CHECK(s.errors == before.errors + 1 && s.events_emitted == before.events_emitted);
     decref_(args[0]), decref_(args[1]);
     end_case(res, line);
@@ -1108,7 +1106,7 @@ static void failures(void) {
 static void commit_other(void) {
     mode = P_TWO;
     begin_case();
-    net_mesh_daemon_stats before = stats(da);
+    net_mesh_daemon_stats before = stats_of(da);
     fobj *args[2] = {mkint(origin), mkev(4, 4, "two")};
     fobj *res = call(fn, args, 2, NULL);
     CHECK(is(res, &list_type) && exc_t == NULL && ncalls == 1 && calls[0].name == N_COMMIT_OTHER);
@@ -1119,7 +1117,7 @@ static void commit_other(void) {
         CHECK(refs(outs) == 1); /* the builtin dropped its reference: the record holds the last one */
     }
     CHECK(held() == 0);
-    net_mesh_daemon_stats s = stats(da);
+    net_mesh_daemon_stats s = stats_of(da);
     CHECK(s.events_processed == before.events_processed + 1 && s.events_emitted == before.events_emitted + 2);
     decref_(args[0]), decref_(args[1]);
     end_case(res, __LINE__);
@@ -1133,13 +1131,13 @@ static void lazy_helpers(void) {
     for (int m = 0; m < 2; m++) {
         mode = modes[m];
         begin_case();
-        net_mesh_daemon_stats before = stats(da);
+        net_mesh_daemon_stats before = stats_of(da);
         fobj *args[2] = {mkint(origin), mkev(5, 5, "lazy")};
         fobj *res = call(fn, args, 2, NULL);
         CHECK(res == NULL && exc_t == runtime_error && ncalls == 1 && calls[0].held == 1);
         CHECK(calls[0].name == (modes[m] == P_RAISE ? N_FAILED : N_COMMIT_OTHER));
         CHECK(held() == 0);
-        net_mesh_daemon_stats s = stats(da);
+        net_mesh_daemon_stats s = stats_of(da);
         CHECK(s.errors == before.errors + 1 && s.events_emitted == before.events_emitted);
         decref_(args[0]), decref_(args[1]);
         end_case(res, __LINE__);

@@ -304,10 +304,7 @@ static void lease_equals_deliver(void) {
     p.event = addr(mkint(3));
     EXPECT(NET_MESH_PYOBJ_UNDECODABLE, net_mesh_pyobj_deliver_begin(&p));
     CHECK(p.d.ticket == 0);
-    net_mesh_daemon_stats st;
-    memset(&st, 0, sizeof st);
-    st.size = sizeof st;
-    OK(net_mesh_daemon_stats_get(db, &st));
+    net_mesh_daemon_stats st = stats_of(db);
     CHECK(st.events_processed == 7 && st.events_emitted == 6 && st.errors == 0);
     /* the daemon is free: a plain deliver gets through (no lease left open) */
     net_mesh_event ev = make_event(1, 8, "x", 1);
