@@ -126,7 +126,7 @@ func (r *Runtime) DeliverBatchCommit(dst []causal.Event, origin, ticket uint64, 
 	}
 	b := h.batch
 	if err := checkEnds(ends, len(outs), len(b.links), failed); err != nil {
-		h.abortBatchLocked()
+		h.abortLeaseLocked()
 		return dst, err
 	}
 	p0 := h.stats.processed.Load()
@@ -198,16 +198,8 @@ func (r *Runtime) DeliverBatchAbort(origin, ticket uint64) error {
 	if err != nil {
 		return err
 	}
-	h.abortBatchLocked()
+	h.abortLeaseLocked()
 	return nil
-}
-
-// abortBatchLocked ends a taken batch lease as a failure and unlocks.
-func (h *DaemonHost) abortBatchLocked() {
-	h.batch.evs = nil
-	h.endLeaseLocked()
-	h.stats.errors.Add(1)
-	h.unlock()
 }
 
 // takeBatchLease is takeLease for batch tickets.

@@ -94,6 +94,18 @@ func (h *DaemonHost) endLeaseLocked() {
 	}
 }
 
+// abortLeaseLocked ends a taken lease of either kind as a failed process
+// (nothing observed or appended, one error counted) and unlocks: every
+// abort ends here (single, batch, a bad batch commit, an orphan's).
+func (h *DaemonHost) abortLeaseLocked() {
+	h.endLeaseLocked()
+	if h.batch != nil {
+		h.batch.evs = nil // a batch's copies for its observers
+	}
+	h.stats.errors.Add(1)
+	h.unlock()
+}
+
 type leaseRef struct {
 	rt *Runtime
 	h  *DaemonHost
@@ -340,9 +352,7 @@ func (r *Runtime) DeliverAbort(origin, ticket uint64) error {
 	if err != nil {
 		return err
 	}
-	h.endLeaseLocked()
-	h.stats.errors.Add(1)
-	h.unlock()
+	h.abortLeaseLocked()
 	return nil
 }
 
@@ -364,10 +374,7 @@ func AbortOrphanLease(ticket uint64) bool {
 	if !ok {
 		return false
 	}
-	h := ref.h
-	h.endLeaseLocked()
-	h.stats.errors.Add(1)
-	h.unlock()
+	ref.h.abortLeaseLocked()
 	return true
 }
 
