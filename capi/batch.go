@@ -7,6 +7,7 @@ import "C"
 
 import (
 	"encoding/binary"
+	"slices"
 	"sync"
 	"unsafe"
 
@@ -65,17 +66,15 @@ func net_mesh_runtime_deliver_batch_begin(h *C.net_mesh_runtime, origin C.uint64
 	}
 	s := batchPool.Get().(*batchScratch)
 	defer putBatch(s)
-	for i, ev := range unsafe.Slice(events, int(n)) {
+	cevs := unsafe.Slice(events, int(n))
+	s.evs = slices.Grow(s.evs, len(cevs))[:len(cevs)] // putBatch clears all of it
+	for i := range cevs {
+		ev := &cevs[i]
 		payload, err := borrowChecked("event payload", (*C.nm_cu8)(ev.payload), ev.payload_len)
 		if err != nil {
 			return fail(errf(statusInvalidArgument, "event %d: %v", i, err))
 		}
-		s.evs = append(s.evs, causal.Event{
-			Link: causal.Link{Origin: uint64(ev.link.origin_hash), Horizon: uint64(ev.link.horizon),
-				Sequence: uint64(ev.link.sequence), Parent: uint64(ev.link.parent_hash)},
-			Payload:    payload,
-			ReceivedAt: uint64(ev.received_at),
-		})
+		readEvent(&s.evs[i], ev, payload)
 	}
 	l, err := r.rt.DeliverBatchBegin(uint64(origin), s.evs, uint64(thread), onlyCDaemons)
 	if err != nil {

@@ -42,19 +42,15 @@ func net_mesh_runtime_deliver_begin(h *C.net_mesh_runtime, origin C.uint64_t, ev
 	if err != nil {
 		return fail(err)
 	}
-	in := causal.Event{
-		Link: causal.Link{Origin: uint64(ev.link.origin_hash), Horizon: uint64(ev.link.horizon),
-			Sequence: uint64(ev.link.sequence), Parent: uint64(ev.link.parent_hash)},
-		Payload:    payload,
-		ReceivedAt: uint64(ev.received_at),
-	}
-	l, err := r.rt.DeliverBegin(uint64(origin), in, onlyCDaemons)
+	var in causal.Event
+	readEvent(&in, ev, payload)
+	l, err := r.rt.DeliverBeginByRef(uint64(origin), &in, 0, onlyCDaemons)
 	if err != nil {
 		return fail(err)
 	}
 	if l.Ticket != 0 {
 		*ticket = C.uint64_t(l.Ticket)
-		*ud = cptr(l.Daemon.(*cDaemon).life.ud)
+		*ud = cptr(C.uintptr_t(l.Word)) // onlyCDaemons: the cDaemon's user_data
 	}
 	return statusOK
 }
