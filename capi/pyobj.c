@@ -120,10 +120,6 @@ static int nm_py_event_at(const nm_pycfg *c, uintptr_t o, net_mesh_event *ev) {
            nm_py_u64(c, it[5], &ev->received_at);
 }
 
-static int nm_py_event(const nm_pycfg *c, const net_mesh_pydelivery *p, net_mesh_event *ev) {
-    return nm_py_event_at(c, (uintptr_t)p->event, ev);
-}
-
 /* What process returned (p->outputs): None or an empty list, no outputs; a
  * list of one exact bytes, that output. 0 for anything else. */
 static int nm_py_outputs(const nm_pycfg *c, const net_mesh_pydelivery *p, uint64_t *n,
@@ -190,7 +186,7 @@ int net_mesh_pyobj_decode_event(net_mesh_pydelivery *p) {
     if (!nm_py_block_ok(p)) return nm_py_fail(nm_py_bad_block);
     const nm_pycfg *c = nm_py_cfg();
     net_mesh_event ev;
-    if (!c || !nm_py_event(c, p, &ev)) return NET_MESH_PYOBJ_UNDECODABLE;
+    if (!c || !nm_py_event_at(c, (uintptr_t)p->event, &ev)) return NET_MESH_PYOBJ_UNDECODABLE;
     p->d.event = ev;
     p->d.thread = (uint64_t)pthread_self();
     return NET_MESH_OK;
