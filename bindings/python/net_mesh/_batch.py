@@ -238,10 +238,7 @@ def _batch(rt: "DaemonRuntime", lib: Any, origin_hash: int, chunk: "List[CausalE
                         ctypes.byref(c_size_t()))
         if rc == _UNDECODABLE:
             nat = None
-            recs, total = _records(outs)
-            meta = (c_uint64 * (4 * total))() if total else None
-            rc = lib.net_mesh_runtime_deliver_batch_commit(rt._rt_word, origin_hash, ticket, k, failed, recs,
-                                                           len(recs), meta, 4 * total, ctypes.byref(c_size_t()))
+            rc, meta, total = _commit_records(rt, lib, origin_hash, ticket, outs, failed)
         ticket = 0
     except BaseException:
         if ticket:
@@ -286,6 +283,17 @@ def _records(outs: "List[Any]") -> "tuple[bytes, int]":
     return b"".join(parts), total
 
 
+def _commit_records(rt: "DaemonRuntime", lib: Any, origin_hash: int, ticket: int, outs: "List[Any]",
+                    failed: int) -> "tuple[int, Any, int]":
+    """Commit the lease with outs (see _batch) as records built in Python:
+    (status, the meta the library filled, the number of outputs)."""
+    recs, total = _records(outs)
+    meta = (c_uint64 * (4 * total))() if total else None
+    rc = lib.net_mesh_runtime_deliver_batch_commit(rt._rt_word, origin_hash, ticket, len(outs), failed, recs,
+                                                   len(recs), meta, 4 * total, ctypes.byref(c_size_t()))
+    return rc, meta, total
+
+
 def _results(origin_hash: int, outs: "List[Any]", meta: Any, total: int) -> "List[List[CausalEvent]]":
     """The output events per event, from the payloads and the commit's meta."""
     if not total:
@@ -315,11 +323,7 @@ def _end_interrupted(rt: "DaemonRuntime", lib: Any, origin_hash: int, ticket: in
     the committed events are not reported (the caller gets the exception)."""
     try:
         k = len(outs)
-        recs, total = _records(outs[:k])
-        meta = (c_uint64 * (4 * total))() if total else None
-        rc = lib.net_mesh_runtime_deliver_batch_commit(rt._rt_word, origin_hash, ticket, k,
-                                                       1 if k < n else 0, recs, len(recs), meta, 4 * total,
-                                                       ctypes.byref(c_size_t()))
+        rc, _, _ = _commit_records(rt, lib, origin_hash, ticket, outs[:k], 1 if k < n else 0)
         if rc == 0:
             return
     except BaseException:
