@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Iterable, List
 
 from . import _daemon, _ffi, _pyobj
 from ._daemon import CausalEvent
-from ._errors import InvalidArgumentError, NetMeshError, ProcessFailedError, last_error
+from ._errors import InvalidArgumentError, NetMeshError, last_error, process_failed
 
 if TYPE_CHECKING:
     from ._runtime import DaemonRuntime
@@ -42,7 +42,6 @@ _ffi.extend_signatures({
 #: holds the daemon (or the records of its outputs) for too long.
 CHUNK = 1024
 _BATCH_REFUSED = -22
-_PROCESS_FAILED = -9
 _OFF = _daemon.BYTES_OFFSET
 _EVSZ = _daemon._EV.size
 _pack_ev = _daemon._EV.pack
@@ -249,9 +248,7 @@ def _batch(rt: "DaemonRuntime", lib: Any, origin_hash: int, chunk: "List[CausalE
     res = nat[1](id(origin_hash), id(outs), meta, total) if nat is not None and total else None
     done += res if res is not None else _results(origin_hash, outs, meta, total)
     if cause is not None:
-        msg = f"net_mesh: process failed: {type(cause).__name__}: {cause}"
-        err = ProcessFailedError(msg, kind="process-failed", code=_PROCESS_FAILED)
-        raise err from cause
+        raise process_failed(cause) from cause
     return True
 
 

@@ -209,5 +209,13 @@ def check(rc: int) -> None:
         raise last_error(rc)
 
 
+def process_failed(cause: BaseException) -> ProcessFailedError:
+    """The error a deliver raises when the daemon's process raised cause (or
+    returned outputs that are not bytes); its str() is the message the
+    lease's abort hands the library."""
+    return ProcessFailedError(f"net_mesh: process failed: {type(cause).__name__}: {cause}",
+                              kind="process-failed", code=-9)
+
+
 def closed(what: str) -> BadHandleError:
     return BadHandleError(f"net_mesh: {what} is closed")

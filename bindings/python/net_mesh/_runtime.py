@@ -15,7 +15,8 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Union
 
 from . import _batch, _daemon, _ffi, _migration, _pyobj
 from ._daemon import CausalEvent, Event, EventIn, EventList, Factory
-from ._errors import BadHandleError, InvalidArgumentError, NetMeshError, ProcessFailedError, closed, last_error
+from ._errors import (BadHandleError, InvalidArgumentError, NetMeshError, ProcessFailedError, closed, last_error,
+                      process_failed)
 from ._handle import Handle
 from ._identity import Identity
 from ._migration import SINK_FN, _SINK, MigrationHandle, _SinkSlot, options, phase_name
@@ -305,11 +306,11 @@ def _lease_failed(abort: Any, ptr_arg: Any, w: memoryview, origin_hash: int,
                   e: BaseException) -> ProcessFailedError:
     """End block w's lease as a failed process (process raised e, or its
     outputs are not bytes) and return the error deliver raises."""
-    msg = f"net_mesh: process failed: {type(e).__name__}: {e}"
+    err = process_failed(e)
     t = w[_W_TICKET]
     w[_W_TICKET] = 0
-    abort(ptr_arg, _word_arg(origin_hash), _word_arg(t), msg.encode("utf-8", "replace")[:1000])
-    return ProcessFailedError(msg, kind="process-failed", code=_PROCESS_FAILED)
+    abort(ptr_arg, _word_arg(origin_hash), _word_arg(t), str(err).encode("utf-8", "replace")[:1000])
+    return err
 
 
 def _other_outputs(w: memoryview, outs: Any) -> "tuple[Optional[bytes], list[bytes], Any]":
