@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 
 import pytest
 
@@ -117,3 +118,76 @@ def ev(payload=b"x", seq=1, origin=1):
     import net_mesh as nm
 
     return nm.CausalEvent(origin_hash=origin, sequence=seq, payload=payload)
+
+
+class Pair:
+    """Nodes A and B with a session, a started runtime on each registering
+    kinds (daemon classes), and an output sink on each recording (origin,
+    count) pairs."""
+
+    def __init__(self, kinds, start_b=True):
+        import net_mesh as nm
+
+        self.a = nm.Node(psk=PSK)
+        self.b = nm.Node(psk=PSK)
+        self.b.accept(self.a.node_id)
+        self.a.connect(self.b.addr, self.b.public_key, self.b.node_id, timeout=5)
+        self.ra = nm.DaemonRuntime(self.a)
+        self.rb = nm.DaemonRuntime(self.b)
+        self.sunk = {"a": [], "b": []}
+        self.sink_threads = set()
+        for side, r in (("a", self.ra), ("b", self.rb)):
+            for cls in kinds:
+                r.register_factory(cls.name, cls)
+            r.set_output_sink(self._sink(side))
+        self.ra.start()
+        if start_b:
+            self.rb.start()
+
+    def _sink(self, side):
+        from daemons import U64
+
+        def sink(origin, outs):
+            self.sink_threads.add(threading.get_ident())
+            self.sunk[side].extend((origin, U64.unpack(o.payload)[0]) for o in outs)
+        return sink
+
+    def close(self):
+        for x in (self.ra, self.rb, self.a, self.b):
+            x.close()
+
+
+def wait_until(cond, timeout=10.0):
+    """Poll cond every 10 ms until it holds or timeout (s) passed: its last value."""
+    import time
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.01)
+    return cond()
+
+
+@pytest.fixture
+def slow_restore_pair():
+    """A Pair whose one kind, "slow", is a Counter taking 0.3 s to restore (events
+    delivered meanwhile queue up on the source): (pair, an Event set when a
+    restore ended)."""
+    import time
+
+    from daemons import Counter
+
+    restored = threading.Event()
+
+    class Slow(Counter):
+        name = "slow"
+
+        def restore(self, state):
+            super().restore(state)
+            time.sleep(0.3)
+            restored.set()
+
+    p = Pair(kinds=(Slow,))
+    yield p, restored
+    p.close()

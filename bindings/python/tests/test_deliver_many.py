@@ -3,13 +3,12 @@ identical to single delivers, failures at event k, fallback while migrating,
 and no lease ever left locked."""
 
 import threading
-import time
 
 import pytest
 
 import net_mesh as nm
 from net_mesh import _batch
-from conftest import PSK, ev
+from conftest import PSK, ev, wait_until
 from daemons import U64, Boom, Counter, count_of
 
 
@@ -324,46 +323,27 @@ def test_closed_runtime_and_stopped_daemon(node):
         r.deliver_many(h.origin_hash, [ev()])
 
 
-def test_batch_while_migrating_falls_back_and_loses_nothing():
-    restored = threading.Event()
-
-    class Slow(Counter):
-        name = "slow"
-
-        def restore(self, state):
-            super().restore(state)
-            time.sleep(0.3)
-            restored.set()
-
-    with nm.Node(psk=PSK) as a, nm.Node(psk=PSK) as b:
-        b.accept(a.node_id)
-        a.connect(b.addr, b.public_key, b.node_id, timeout=5)
-        with nm.DaemonRuntime(a) as ra, nm.DaemonRuntime(b) as rb:
-            sunk = []
-            rb.set_output_sink(lambda origin, outs: sunk.extend(count_of([x]) for x in outs))
-            for r in (ra, rb):
-                r.register_factory("slow", Slow)
-                r.start()
-            ident = nm.Identity.generate()
-            o = ident.origin_hash
-            rb.expect_migration("slow", o)
-            ra.spawn("slow", ident)
-            assert [count_of(g) for g in ra.deliver_many(o, [ev(seq=i) for i in range(1, 6)])] == [1, 2, 3, 4, 5]
-            m = ra.start_migration(o, a.node_id, b.node_id)
-            # buffering on the source: the batch is refused, the events queue one by one
-            queued = ra.deliver_many(o, [ev(seq=i) for i in range(6, 26)])
-            assert queued == [[]] * 20
-            m.wait(30)
-            assert restored.is_set()
-            deadline = time.monotonic() + 10
-            while len(sunk) < 20 and time.monotonic() < deadline:
-                time.sleep(0.01)
-            assert sunk == list(range(6, 26))  # replayed on B in order, none lost
-            with pytest.raises(nm.DaemonMovedError):
-                ra.deliver_many(o, [ev()])
-            got = rb.deliver_many(o, [ev(seq=i) for i in range(26, 31)])
-            assert [count_of(g) for g in got] == [26, 27, 28, 29, 30]
-            m.close()
+def test_batch_while_migrating_falls_back_and_loses_nothing(slow_restore_pair):
+    p, restored = slow_restore_pair
+    ra, rb = p.ra, p.rb
+    ident = nm.Identity.generate()
+    o = ident.origin_hash
+    rb.expect_migration("slow", o)
+    ra.spawn("slow", ident)
+    assert [count_of(g) for g in ra.deliver_many(o, [ev(seq=i) for i in range(1, 6)])] == [1, 2, 3, 4, 5]
+    m = ra.start_migration(o, p.a.node_id, p.b.node_id)
+    # buffering on the source: the batch is refused, the events queue one by one
+    queued = ra.deliver_many(o, [ev(seq=i) for i in range(6, 26)])
+    assert queued == [[]] * 20
+    m.wait(30)
+    assert restored.is_set()
+    wait_until(lambda: len(p.sunk["b"]) >= 20)
+    assert [c for _, c in p.sunk["b"]] == list(range(6, 26))  # replayed on B in order, none lost
+    with pytest.raises(nm.DaemonMovedError):
+        ra.deliver_many(o, [ev()])
+    got = rb.deliver_many(o, [ev(seq=i) for i in range(26, 31)])
+    assert [count_of(g) for g in got] == [26, 27, 28, 29, 30]
+    m.close()
 
 
 def test_without_batches_in_the_library_one_by_one(rt, monkeypatch):

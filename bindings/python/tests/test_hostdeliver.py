@@ -271,47 +271,16 @@ def test_deliver_while_buffering_for_migration_returns_empty(pair_with_slow_rest
 
 
 @pytest.fixture
-def pair_with_slow_restore():
-    import time
-
-    restored = threading.Event()
-    started = threading.Event()
-
-    class Slow(nm.MeshDaemon):
-        name = "slow"
-
-        def __init__(self):
-            self.n = 0
-
-        def process(self, event):
-            self.n += 1
-            return [U64.pack(self.n)]
-
-        def snapshot(self):
-            return U64.pack(self.n)
-
-        def restore(self, state):
-            started.set()
-            (self.n,) = U64.unpack(state)
-            time.sleep(0.3)
-            restored.set()
-
-    psk = b"\x42" * 32
-    with nm.Node(psk=psk) as a, nm.Node(psk=psk) as b:
-        b.accept(a.node_id)
-        a.connect(b.addr, b.public_key, b.node_id, timeout=5)
-        with nm.DaemonRuntime(a) as ra, nm.DaemonRuntime(b) as rb:
-            for r in (ra, rb):
-                r.register_factory("slow", Slow)
-                r.start()
-            ident = nm.Identity.generate()
-            o = ident.origin_hash
-            rb.expect_migration("slow", o)
-            ra.spawn("slow", ident)
-            ra.deliver(o, ev())
-            m = ra.start_migration(o, a.node_id, b.node_id)
-            yield ra, o, m, restored
-            m.close()
+def pair_with_slow_restore(slow_restore_pair):
+    p, restored = slow_restore_pair
+    ident = nm.Identity.generate()
+    o = ident.origin_hash
+    p.rb.expect_migration("slow", o)
+    p.ra.spawn("slow", ident)
+    p.ra.deliver(o, ev())
+    m = p.ra.start_migration(o, p.a.node_id, p.b.node_id)
+    yield p.ra, o, m, restored
+    m.close()
 
 
 def test_callback_path_is_kept(rt):

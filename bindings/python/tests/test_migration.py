@@ -8,7 +8,7 @@ import time
 import pytest
 
 import net_mesh as nm
-from conftest import PSK, ev
+from conftest import PSK, Pair, ev, wait_until
 from daemons import U64, Counter, count_of
 
 
@@ -36,52 +36,15 @@ class BriefRestoreCounter(Counter):
         super().restore(state)
 
 
-class Pair:
-    """Nodes A and B with a session, a started runtime on each, and an output
-    sink on each recording (origin, count) pairs."""
-
-    def __init__(self, start_b=True, kinds=(Counter, SlowRestoreCounter, BriefRestoreCounter)):
-        self.a = nm.Node(psk=PSK)
-        self.b = nm.Node(psk=PSK)
-        self.b.accept(self.a.node_id)
-        self.a.connect(self.b.addr, self.b.public_key, self.b.node_id, timeout=5)
-        self.ra = nm.DaemonRuntime(self.a)
-        self.rb = nm.DaemonRuntime(self.b)
-        self.sunk = {"a": [], "b": []}
-        self.sink_threads = set()
-        for side, r in (("a", self.ra), ("b", self.rb)):
-            for cls in kinds:
-                r.register_factory(cls.name, cls)
-            r.set_output_sink(self._sink(side))
-        self.ra.start()
-        if start_b:
-            self.rb.start()
-
-    def _sink(self, side):
-        def sink(origin, outs):
-            self.sink_threads.add(threading.get_ident())
-            self.sunk[side].extend((origin, U64.unpack(o.payload)[0]) for o in outs)
-        return sink
-
-    def close(self):
-        for x in (self.ra, self.rb, self.a, self.b):
-            x.close()
+#: the kinds each runtime of a Pair registers here
+KINDS = (Counter, SlowRestoreCounter, BriefRestoreCounter)
 
 
 @pytest.fixture
 def pair():
-    p = Pair()
+    p = Pair(kinds=KINDS)
     yield p
     p.close()
-
-
-def wait_until(cond, timeout=10.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.01)
-    return cond()
 
 
 def test_counter_at_3_on_a_continues_at_4_on_b_and_comes_back(pair):
@@ -241,7 +204,7 @@ def test_start_migration_errors(pair):
 
 
 def test_no_runtime_on_target_is_compute_not_supported_quickly():
-    p = Pair(start_b=False)
+    p = Pair(start_b=False, kinds=KINDS)
     try:
         ident = nm.Identity.generate()
         p.rb.expect_migration("counter", ident.origin_hash)
