@@ -188,30 +188,24 @@ def main() -> int:
     echo_py = rt_py.spawn("echo", nm.Identity.generate()).origin_hash
     payload = bytes(64)
 
-    def deliver_echo(k):
-        d, ce = rt.deliver, nm.CausalEvent
-        for i in range(k):
-            d(echo, ce(1, i + 1, payload))
+    def deliver_loop(deliver, origin):
+        """k delivers of a new 64 B CausalEvent to origin (the callables bound
+        to locals, as the floor loop binds its own)."""
+        def run(k):
+            d, ce = deliver, nm.CausalEvent
+            for i in range(k):
+                d(origin, ce(1, i + 1, payload))
+        return run
 
-    def deliver_sink(k):
-        d, ce = rt.deliver, nm.CausalEvent
-        for i in range(k):
-            d(sink, ce(1, i + 1, payload))
+    deliver_echo = deliver_loop(rt.deliver, echo)
+    deliver_sink = deliver_loop(rt.deliver, sink)
+    deliver_echo_read = deliver_loop(rt_read.deliver, echo_read)
+    deliver_echo_py = deliver_loop(rt_py.deliver, echo_py)
 
     def deliver_many_echo(k):  # batches of 100 events, per event
         d, ce = rt.deliver_many, nm.CausalEvent
         for j in range(0, k, 100):
             d(echo, [ce(1, j + i + 1, payload) for i in range(100)])
-
-    def deliver_echo_read(k):
-        d, ce = rt_read.deliver, nm.CausalEvent
-        for i in range(k):
-            d(echo_read, ce(1, i + 1, payload))
-
-    def deliver_echo_py(k):
-        d, ce = rt_py.deliver, nm.CausalEvent
-        for i in range(k):
-            d(echo_py, ce(1, i + 1, payload))
 
     import ctypes
     from net_mesh import _runtime
@@ -272,19 +266,11 @@ def main() -> int:
     fake._blocks = [(fw, farg)]
     fake._bpop, fake._bpush = fake._blocks.pop, fake._blocks.append
     fake._begin = fake._commit = operator.not_
-    fake_deliver = _runtime._fast_deliver(fake)
-
-    def binding_python(k):
-        d, ce = fake_deliver, nm.CausalEvent
-        for i in range(k):
-            d(echo, ce(1, i + 1, payload))
+    binding_python = deliver_loop(_runtime._fast_deliver(fake), echo)
 
     # the previous path, kept for runtime-initiated work: deliver_into with
     # the daemon's process called back through a ctypes callback
-    def deliver_echo_callback(k):
-        d, ce = rt._deliver_callback, nm.CausalEvent
-        for i in range(k):
-            d(echo, ce(1, i + 1, payload))
+    deliver_echo_callback = deliver_loop(rt._deliver_callback, echo)
 
     # and its bare foreign part: deliver_into (prebuilt args) into an empty
     # CFUNCTYPE process (ctypes call + library + ctypes callback)
