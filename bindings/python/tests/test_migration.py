@@ -338,6 +338,9 @@ def test_handle_dropped_without_close_migration_goes_on(pair):
     gc.collect()
     assert wait_until(lambda: pair.rb.daemon_count() == 1)
     assert wait_until(lambda: pair.ra.daemon_count() == 0)
+    # the source drops its copy at cutover, a moment before the migration is
+    # complete; until then the target still queues what it is given
+    assert wait_until(lambda: pair.ra.migration_phase(o) is None)
     assert count_of(pair.rb.deliver(o, ev())) == 1
 
 
