@@ -12,26 +12,17 @@ from conftest import PSK, ev, wait_until
 from daemons import U64, Boom, Counter, count_of
 
 
-class Vary(nm.MeshDaemon):
+class Vary(Counter):
     """Counts events; emits sequence % 4 outputs (0 to 3) naming the count
     and the output index; payload b"raise" raises Boom."""
 
     name = "vary"
-
-    def __init__(self):
-        self.n = 0
 
     def process(self, event):
         if event.payload == b"raise":
             raise Boom("vary exploded")
         self.n += 1
         return [U64.pack(self.n) + bytes([k]) + event.payload for k in range(event.sequence % 4)]
-
-    def snapshot(self):
-        return U64.pack(self.n)
-
-    def restore(self, state):
-        (self.n,) = U64.unpack(state)
 
 
 @pytest.fixture
@@ -363,14 +354,11 @@ def test_without_batches_in_the_library_one_by_one(rt, monkeypatch):
 # (net_mesh_pyobj_deliver_batch_commit) and the output events
 # (net_mesh_pyobj_native_results)
 
-class Mixed(nm.MeshDaemon):
+class Mixed(Counter):
     """One bytes output per event, except: payload b"many" emits Vary-like
     shapes by sequence, b"ba" a bytearray output, b"raise" raises Boom."""
 
     name = "mixed"
-
-    def __init__(self):
-        self.n = 0
 
     def process(self, event):
         if event.payload.startswith(b"raise"):
@@ -382,12 +370,6 @@ class Mixed(nm.MeshDaemon):
         if event.payload.startswith(b"ba"):
             return [bytearray(out)]
         return [out]
-
-    def snapshot(self):
-        return U64.pack(self.n)
-
-    def restore(self, state):
-        (self.n,) = U64.unpack(state)
 
 
 @pytest.fixture
