@@ -58,8 +58,7 @@ func borrowedList(evs []causal.Event) (unsafe.Pointer, C.net_mesh_event_list) {
 	at := head
 	for i, e := range evs {
 		ce := &arr[i]
-		*ce = C.net_mesh_event{}
-		fillEvent(ce, &e)
+		fillEvent(ce, &e) // every field
 		if len(e.Payload) > 0 {
 			ce.payload = (*C.uint8_t)(unsafe.Pointer(&data[at]))
 			at += copy(data[at:], e.Payload)
