@@ -69,9 +69,9 @@ func batchDeliver(t *testing.T, rt *Runtime, origin uint64, evs []causal.Event) 
 	return per, perr
 }
 
-// twinRuntimes are two ready runtimes on one network, each with the same
-// daemon identity spawned (kind vary) under cfg.
-func twinRuntimes(t *testing.T, cfg DaemonConfig) (rts [2]*Runtime, hs [2]*DaemonHost, origin uint64) {
+// twinRuntimes are two ready runtimes on one network (factories counter and
+// vary), each with the same daemon identity spawned as kind under cfg.
+func twinRuntimes(t *testing.T, kind string, cfg DaemonConfig) (rts [2]*Runtime, hs [2]*DaemonHost, origin uint64) {
 	t.Helper()
 	var net *FakeNetwork
 	rts[0], _, net = readyRuntime(t)
@@ -79,7 +79,7 @@ func twinRuntimes(t *testing.T, cfg DaemonConfig) (rts [2]*Runtime, hs [2]*Daemo
 	kp := newKeypair(t)
 	for i := range rts {
 		require.NoError(t, rts[i].RegisterFactory("vary", func() (Daemon, error) { return &varyDaemon{}, nil }))
-		_, err := rts[i].Spawn(bg, "vary", kp, cfg)
+		_, err := rts[i].Spawn(bg, kind, kp, cfg)
 		require.NoError(t, err)
 		var ok bool
 		hs[i], ok = rts[i].LookupHost(kp.OriginHash())
@@ -121,7 +121,7 @@ func assertSameOutputs(t *testing.T, want, got []causal.Event) {
 func TestBatchMatchesSingleDelivers(t *testing.T) {
 	// interval 40 > every batch: each batch crosses at most one multiple,
 	// so even the snapshot count matches.
-	rts, hs, o := twinRuntimes(t, DaemonConfig{AutoSnapshotInterval: 40})
+	rts, hs, o := twinRuntimes(t, "vary", DaemonConfig{AutoSnapshotInterval: 40})
 	seq := uint64(0)
 	for _, n := range []int{1, 5, 13, 2, 30, 1, 37, 8} {
 		evs := make([]causal.Event, n)
@@ -151,7 +151,7 @@ func TestBatchFailureAtEventK(t *testing.T) {
 
 func batchFailureAt(t *testing.T, k int) {
 	{
-		rts, hs, o := twinRuntimes(t, DaemonConfig{})
+		rts, hs, o := twinRuntimes(t, "vary", DaemonConfig{})
 		evs := make([]causal.Event, 10)
 		for i := range evs {
 			evs[i] = inputEvent(7+uint64(i%3), uint64(i+1), []byte{byte(i)})

@@ -46,35 +46,14 @@ type closeCounter struct {
 func (c *closeCounter) Close() { c.closed.Add(1) }
 
 func TestLeaseMatchesDeliver(t *testing.T) {
-	kp := newKeypair(t)
-	cfg := DaemonConfig{AutoSnapshotInterval: 3}
-	var rts [2]*Runtime
-	var net *FakeNetwork
-	rts[0], _, net = readyRuntime(t)
-	rts[1] = secondRuntime(t, net)
-	for i := range rts {
-		_, err := rts[i].Spawn(bg, "counter", kp, cfg)
-		require.NoError(t, err)
-	}
-	o := kp.OriginHash()
+	rts, hs, o := twinRuntimes(t, "counter", DaemonConfig{AutoSnapshotInterval: 3})
 	for i := uint64(1); i <= 10; i++ {
 		ev := inputEvent(100+i%3, i, []byte{byte(i)}) // several origins: the horizon grows
 		want, err := rts[0].Deliver(o, ev)
 		require.NoError(t, err)
 		got, err := leaseDeliver(t, rts[1], o, ev)
 		require.NoError(t, err)
-		require.Len(t, got, len(want))
-		for k := range want {
-			assert.Equal(t, want[k].Link, got[k].Link)
-			assert.Equal(t, want[k].Payload, got[k].Payload)
-			assert.NotZero(t, got[k].ReceivedAt)
-		}
-	}
-	hs := [2]*DaemonHost{}
-	for i := range rts {
-		var ok bool
-		hs[i], ok = rts[i].LookupHost(o)
-		require.True(t, ok)
+		assertSameOutputs(t, want, got)
 	}
 	assert.Equal(t, hs[0].ChainHead(), hs[1].ChainHead())
 	assert.Equal(t, hs[0].Stats(), hs[1].Stats())
